@@ -1,0 +1,202 @@
+"""Scale profiles and the papers' hyper-parameters, written once.
+
+Every chapter and CLI command takes a ``scale``:
+
+- ``smoke``: CI. Tiny widths, 32-64 px, a handful of steps; each chapter well under a minute on 2 CPU cores.
+- ``demo``:  the rendered book on a laptop CPU. Minutes per chapter, meaningful pictures and numbers
+  on the bundled synthetic data.
+- ``full``:  exactly the papers' settings, on a GPU and the real data sets.
+
+The ``full`` values below *are* the papers' hyper-parameters (section cited beside each). The
+smaller scales override sizes and counts only, never the code path.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCALES = ("smoke", "demo", "full")
+DEFAULT_SEED = 42  # DADNet §3.2 trains with seed 42; the whole book uses it.
+
+
+def check_scale(scale: str) -> str:
+    """Return ``scale`` if it is one of :data:`SCALES`, else raise a one-line ``ValueError``."""
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}: expected one of {', '.join(SCALES)}")
+    return scale
+
+
+def default_scale() -> str:
+    """The scale a chapter runs at when nobody injects one: ``$PAPER_REPRO_SCALE`` or ``smoke``.
+
+    The book command sets ``PAPER_REPRO_SCALE=demo``; nbval and a plain ``jupyter`` session get
+    ``smoke``; papermill (``python -m paper_repro reproduce``) injects the scale as a parameter.
+    """
+    return check_scale(os.environ.get("PAPER_REPRO_SCALE", "smoke"))
+
+
+def cache_dir() -> Path:
+    """Where expensive artefacts (generated data sets, shared trained runs) are cached.
+
+    ``$PAPER_REPRO_CACHE`` if set (the Makefile sets ``<repo>/.cache``), else ``~/.cache/paper_repro``.
+    """
+    root = os.environ.get("PAPER_REPRO_CACHE") or Path.home() / ".cache" / "paper_repro"
+    path = Path(root).expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# Defect-GAN (Zhang et al., WACV 2021)
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DefectGANConfig:
+    # §4.1: "all images are resized to 128x128", batch 4, 500k iterations, ~1 day on a 2080Ti.
+    image_size: int = 128
+    batch_size: int = 4
+    iterations: int = 500_000
+    # §4.1: WGAN-GP [2, 14] replaces eq. (5); one generator update every five critic updates.
+    n_critic: int = 5
+    lambda_gp: float = 10.0  # gradient-penalty weight of WGAN-GP (Gulrajani et al.)
+    # §4.1: Adam with beta1 = 0.5, beta2 = 0.999; lr starts at 2e-4 and decays to 1e-6.
+    lr: float = 2e-4
+    lr_end: float = 1e-6
+    betas: tuple[float, float] = (0.5, 0.999)
+    # §3.1 eq. (11)-(12): lambda_cls^r, lambda_cls^f, lambda_rec, lambda_sd-cyc, lambda_sd-con.
+    lambda_cls_real: float = 2.0
+    lambda_cls_fake: float = 5.0
+    lambda_rec: float = 5.0
+    lambda_sd_cyc: float = 5.0
+    lambda_sd_con: float = 1.0
+    # §4.1/§4.2: 50,000 extra normal crops for training; 50,000 synthesized defects for Table 3.
+    extra_normals: int = 50_000
+    n_synthesized: int = 50_000
+    # Architecture: StarGAN's generator/discriminator widths (Choi et al. 2018), SPADE hidden 128.
+    conv_dim: int = 64
+    n_res_blocks: int = 6
+    d_conv_dim: int = 64
+    d_repeat: int = 6
+    spade_hidden: int = 128
+    # Bookkeeping (not from the paper).
+    log_every: int = 100
+    sample_every: int = 5_000
+    checkpoint_every: int = 10_000
+
+
+# --------------------------------------------------------------------------------------------
+# Defect classification with synthesized samples (Defect-GAN §3.2, §4.2, Table 3)
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DetectionConfig:
+    # §4.2: SGD, lr 1e-3, batch 16, 224x224, "until convergence", best validation checkpoint.
+    image_size: int = 224
+    batch_size: int = 16
+    lr: float = 1e-3
+    momentum: float = 0.9  # not stated in the paper; the usual SGD setting
+    epochs: int = 100  # "until convergence": an upper bound, the validation set picks the epoch
+    backbones: tuple[str, ...] = ("resnet34", "densenet121")
+    grl_coefficient: float = 1.0  # gradient-reversal strength (Ganin & Lempitsky 2015)
+    n_synthesized: int = 50_000
+
+
+# --------------------------------------------------------------------------------------------
+# DADNet (Zeng et al., J. GDUT 2025)
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DADNetConfig:
+    # §3.2: Adam, lr 1e-4 -> 1e-5 at epoch 400 -> 1e-6 at epoch 600, stop at 700; seed 42; 256 px; batch 8.
+    image_size: int = 256
+    batch_size: int = 8
+    epochs: int = 700
+    lr: float = 1e-4
+    lr_milestones: tuple[int, ...] = (400, 600)
+    lr_gamma: float = 0.1
+    seed: int = DEFAULT_SEED
+    # §2.2 eq. (10): L_rec = (1 - lambda) L2 + lambda (1 - SSIM), lambda = 0.85.
+    lambda_ssim: float = 0.85
+    # §2.2 eq. (11): focal loss with beta = 0.25, delta = 2.
+    focal_beta: float = 0.25
+    focal_delta: float = 2.0
+    # §2.3 eq. (15): channel reduction gamma = 0.25 in DRAM.
+    dram_gamma: float = 0.25
+    # §3.2: four defect prompts per category for SDGM.
+    prompts_per_category: int = 4
+    # §3.4.1: every model evaluated three times, results averaged.
+    runs: int = 3
+    # The eight MVTec AD categories of Tables 1-3.
+    categories: tuple[str, ...] = (
+        "carpet", "leather", "tile", "wood", "bottle", "toothbrush", "cable", "screw",
+    )
+    # U-Net widths: DRAEM's reconstructive (128) and discriminative (64) base widths.
+    recon_width: int = 128
+    disc_width: int = 64
+    # SDGM: a real Stable Diffusion inpainting checkpoint at full scale.
+    sd_model_id: str = "stable-diffusion-v1-5/stable-diffusion-inpainting"
+    sd_steps: int = 50
+    sd_strength: float = 0.75  # how far eq. (1) noises z_0 before denoising (not stated in the paper)
+    n_pseudo: int = 0  # pseudo-anomalies cached per category; 0 = one per training image
+    checkpoint_every: int = 10  # epochs
+
+
+PAPER_DEFAULTS: dict[str, Any] = {
+    "defect_gan": DefectGANConfig(),
+    "detection": DetectionConfig(),
+    "dadnet": DADNetConfig(),
+}
+
+# Small-scale overrides: sizes and counts only. ``full`` overrides nothing.
+SCALE_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
+    "defect_gan": {
+        "smoke": dict(image_size=32, batch_size=2, iterations=4, conv_dim=8, n_res_blocks=1,
+                      d_conv_dim=8, d_repeat=3, spade_hidden=16, extra_normals=16,
+                      n_synthesized=16, log_every=1, sample_every=2, checkpoint_every=2),
+        "demo": dict(image_size=64, batch_size=8, iterations=2_000, conv_dim=32, n_res_blocks=3,
+                     d_conv_dim=32, d_repeat=5, spade_hidden=64, extra_normals=2_000,
+                     n_synthesized=1_000, log_every=20, sample_every=250, checkpoint_every=250),
+        "full": {},
+    },
+    "detection": {
+        "smoke": dict(image_size=32, batch_size=8, epochs=1, n_synthesized=16),
+        "demo": dict(image_size=64, batch_size=16, epochs=8, n_synthesized=1_000),
+        "full": {},
+    },
+    "dadnet": {
+        "smoke": dict(image_size=32, batch_size=4, epochs=2, lr_milestones=(1, 2), recon_width=8,
+                      disc_width=8, sd_steps=2, runs=1, categories=("tile", "wood"),
+                      checkpoint_every=1),
+        "demo": dict(image_size=128, batch_size=8, epochs=40, lr_milestones=(23, 34),
+                     recon_width=16, disc_width=8, sd_steps=8, runs=1,
+                     categories=("tile", "wood", "carpet", "leather"), checkpoint_every=5),
+        "full": {},
+    },
+}
+
+
+def get_config(paper: str, scale: str, **overrides: Any):
+    """The configuration of ``paper`` (``defect_gan``, ``detection``, ``dadnet``) at ``scale``.
+
+    Keyword ``overrides`` win over the scale profile, e.g. ``get_config("dadnet", "demo", epochs=5)``.
+    """
+    check_scale(scale)
+    if paper not in PAPER_DEFAULTS:
+        raise ValueError(f"unknown paper {paper!r}: expected one of {', '.join(PAPER_DEFAULTS)}")
+    return dataclasses.replace(PAPER_DEFAULTS[paper], **SCALE_OVERRIDES[paper][scale], **overrides)
+
+
+def config_table(paper: str) -> list[dict[str, Any]]:
+    """Rows ``{name, smoke, demo, full}`` for a chapter to show what each scale changes."""
+    configs = {scale: get_config(paper, scale) for scale in SCALES}
+    return [
+        {"name": f.name, **{scale: getattr(configs[scale], f.name) for scale in SCALES}}
+        for f in dataclasses.fields(PAPER_DEFAULTS[paper])
+    ]
+
+
+__all__ = [
+    "SCALES", "DEFAULT_SEED", "check_scale", "default_scale", "cache_dir",
+    "DefectGANConfig", "DetectionConfig", "DADNetConfig", "PAPER_DEFAULTS", "SCALE_OVERRIDES",
+    "get_config", "config_table",
+]

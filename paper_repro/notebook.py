@@ -1,0 +1,113 @@
+"""Small helpers every chapter uses: resolve its parameters, show package source, show pictures.
+
+A chapter's first code cell is the papermill ``parameters`` cell::
+
+    scale = None        # None: $PAPER_REPRO_SCALE, else "smoke"
+    device = "cpu"
+    data_root = None    # None: the bundled synthetic data set
+    seed = 42
+    results_dir = None  # where tables go; `python -m paper_repro reproduce` sets it
+
+and its second is ``ctx = chapter_setup(scale=scale, device=device, data_root=data_root, seed=seed,
+results_dir=results_dir)``.
+"""
+from __future__ import annotations
+
+import inspect
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from paper_repro.config import check_scale, default_scale
+
+
+@dataclass(frozen=True)
+class Chapter:
+    """What a chapter runs with, resolved once and printed as one line."""
+
+    scale: str
+    device: torch.device
+    data_root: Path | None
+    seed: int
+    results_dir: Path | None
+
+    @property
+    def data_label(self) -> str:
+        return str(self.data_root) if self.data_root else "bundled synthetic surfaces"
+
+    def banner(self) -> str:
+        return (f"scale={self.scale} · device={self.device} · data={self.data_label} · seed={self.seed}"
+                f" · torch {torch.__version__} · {platform.machine()}")
+
+
+def chapter_setup(scale: str | None = None, device: str = "cpu", data_root: str | None = None,
+                  seed: int = 42, results_dir: str | None = None) -> Chapter:
+    """Resolve a chapter's parameters, seed every generator, set the plotting style, print a banner."""
+    from paper_repro.training import resolve_device, seed_everything
+
+    ctx = Chapter(
+        scale=check_scale(scale) if scale else default_scale(),
+        device=resolve_device(device),
+        data_root=Path(data_root).expanduser() if data_root else None,
+        seed=int(seed),
+        results_dir=Path(results_dir) if results_dir else None,
+    )
+    seed_everything(ctx.seed)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    _plot_style()
+    print(ctx.banner())
+    return ctx
+
+
+def _plot_style() -> None:
+    import matplotlib
+
+    matplotlib.rcParams.update({
+        "figure.dpi": 96, "savefig.dpi": 96, "axes.titlesize": 9, "font.size": 8,
+        "image.interpolation": "nearest",
+    })
+
+
+def show_source(obj: Any) -> Any:
+    """Display the package's own source of ``obj`` (a function, class or module), highlighted.
+
+    Chapters show code this way instead of copying it, so the book and the package never drift.
+    """
+    from IPython.display import Code
+
+    return Code(inspect.getsource(obj), language="python")
+
+
+def to_numpy_image(image: torch.Tensor, value_range: tuple[float, float] = (0.0, 1.0)):
+    """(3, H, W) or (1, H, W) tensor in ``value_range`` -> (H, W, 3) or (H, W) float array in [0, 1]."""
+    low, high = value_range
+    array = ((image.detach().float().cpu() - low) / (high - low)).clamp(0, 1)
+    array = array.permute(1, 2, 0).numpy()
+    return array[..., 0] if array.shape[-1] == 1 else array
+
+
+def image_grid(rows: list[list[torch.Tensor]], row_titles: list[str] | None = None,
+               col_titles: list[str] | None = None, value_range: tuple[float, float] = (0.0, 1.0),
+               size: float = 1.6, cmap: str = "gray"):
+    """A matplotlib figure of images laid out as ``rows``; returns the figure."""
+    import matplotlib.pyplot as plt
+
+    n_rows, n_cols = len(rows), max(len(r) for r in rows)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(size * n_cols, size * n_rows), squeeze=False)
+    for i, row in enumerate(rows):
+        for j in range(n_cols):
+            ax = axes[i][j]
+            ax.set_xticks([]), ax.set_yticks([])
+            if j < len(row) and row[j] is not None:
+                ax.imshow(to_numpy_image(row[j], value_range), cmap=cmap, vmin=0, vmax=1)
+            else:
+                ax.axis("off")
+            if i == 0 and col_titles and j < len(col_titles):
+                ax.set_title(col_titles[j])
+            if j == 0 and row_titles and i < len(row_titles):
+                ax.set_ylabel(row_titles[i])
+    fig.tight_layout()
+    return fig
