@@ -26,6 +26,7 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 import torch
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -285,12 +286,10 @@ def load_checkpoint(path: str | Path, *, modules: Mapping[str, nn.Module],
         raise UserError(f"{path}: no such checkpoint file")
     try:
         tensors = load_file(str(path), device="cpu")
-        from safetensors import safe_open
-
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
         state = _unflatten_state(json.loads(metadata["state"]), tensors)
-    except (OSError, ValueError, KeyError, json.JSONDecodeError) as err:
+    except (OSError, ValueError, KeyError, SafetensorError) as err:
         raise UserError(f"{path}: not a readable paper_repro checkpoint ({err})") from err
     for name, module in modules.items():
         prefix = f"model.{name}."
