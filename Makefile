@@ -1,0 +1,49 @@
+# paper-repro: every command a user or CI needs. Two do all the set-up on a fresh machine:
+#   make book   create .venv if missing, build the rendered book at demo scale into _build/html/
+#   make test   create .venv if missing, run pytest (tests/) and nbval (book/ chapters at smoke scale)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# The environment is rebuilt when pyproject.toml or this Makefile changes.
+STAMP := $(VENV)/.paper-repro-installed
+TORCH := torch==2.14.1 torchvision==0.29.1
+export PAPER_REPRO_CACHE ?= $(CURDIR)/.cache
+SCALE ?= demo
+
+.PHONY: env book test test-fast reproduce bench clean help
+
+help:
+	@echo "make book       build the book (scale $(SCALE)) into _build/html/"
+	@echo "make test       pytest + nbval, the command CI runs"
+	@echo "make reproduce  SCALE=smoke|demo|full: run every chapter, tables into results/<scale>/"
+	@echo "make bench      run the benchmarks in benchmarks/"
+
+env: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH)
+	$(BIN)/python -m pip install --quiet -e '.[book,test]'
+	@touch $@
+
+book: $(STAMP)
+	PAPER_REPRO_SCALE=$(SCALE) $(BIN)/jupyter-book build . --builder html
+	@test -f _build/html/index.html && echo "book: _build/html/index.html"
+
+test: $(STAMP)
+	$(BIN)/python -m pytest tests book --nbval-lax --nbval-current-env \
+	    --nbval-sanitize-with tests/nbval_sanitize.cfg
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest tests -x -q
+
+reproduce: $(STAMP)
+	$(BIN)/python -m paper_repro reproduce --scale $(SCALE) --out results/$(SCALE)
+
+bench: $(STAMP)
+	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf _build .cache
