@@ -1,0 +1,37 @@
+"""Masks M_g and DGM: seed-deterministic, binary, and changing pixels only inside M_g."""
+import numpy as np
+import torch
+
+from paper_repro.dadnet.dgm import dgm_anomaly
+from paper_repro.dadnet.masks import perlin_mask, random_mask, sample_rng, shape_mask
+from paper_repro.dadnet.pseudo import PseudoAnomalies
+
+
+def test_masks_deterministic_binary_nonempty():
+    for i in range(6):
+        m = random_mask(48, sample_rng(42, i))
+        assert m.shape == (1, 48, 48) and m.sum() > 0
+        assert set(m.unique().tolist()) <= {0.0, 1.0}
+        assert torch.equal(m, random_mask(48, sample_rng(42, i)))
+    assert not torch.equal(random_mask(48, sample_rng(42, 0)), random_mask(48, sample_rng(43, 0)))
+    assert perlin_mask(32, np.random.default_rng(1)).shape == shape_mask(32, np.random.default_rng(1)).shape
+
+
+def test_dgm_changes_only_inside_mask():
+    image = torch.rand(3, 32, 32)
+    for i in range(6):
+        a, m = dgm_anomaly(image, sample_rng(0, i), p_anomaly=1.0)
+        assert m.sum() > 0
+        assert torch.equal(a * (1 - m), image * (1 - m))
+        assert not torch.equal(a, image)
+    a, m = dgm_anomaly(image, sample_rng(0, 0), p_anomaly=0.0)
+    assert torch.equal(a, image) and m.sum() == 0
+
+
+def test_dataset_epochs_differ_and_repeat():
+    data = PseudoAnomalies(torch.rand(4, 3, 32, 32), "dgm", seed=1, p_anomaly=1.0)
+    first = data[0]["mask"]
+    data.set_epoch(1)
+    assert not torch.equal(first, data[0]["mask"])
+    data.set_epoch(0)
+    assert torch.equal(first, data[0]["mask"])
