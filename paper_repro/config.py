@@ -80,6 +80,12 @@ class DefectGANConfig:
     d_conv_dim: int = 64
     d_repeat: int = 6
     spade_hidden: int = 128
+    # Table 2 ablation switches: spatial & categorical control, adaptive noise injection,
+    # layer-wise composition, spatial constraints (eq. 9-10). All off = StarGAN; scc only = StarGAN+SPADE.
+    scc: bool = True
+    ani: bool = True
+    lwc: bool = True
+    sc: bool = True
     # Bookkeeping (not from the paper).
     log_every: int = 100
     sample_every: int = 5_000
@@ -183,7 +189,7 @@ def get_config(paper: str, scale: str, **overrides: Any):
     check_scale(scale)
     if paper not in PAPER_DEFAULTS:
         raise ValueError(f"unknown paper {paper!r}: expected one of {', '.join(PAPER_DEFAULTS)}")
-    return dataclasses.replace(PAPER_DEFAULTS[paper], **SCALE_OVERRIDES[paper][scale], **overrides)
+    return dataclasses.replace(PAPER_DEFAULTS[paper], **{**SCALE_OVERRIDES[paper][scale], **overrides})
 
 
 def config_table(paper: str) -> list[dict[str, Any]]:

@@ -1,0 +1,12 @@
+"""Defect-GAN (Zhang et al., WACV 2021): defect synthesis by defacement and restoration.
+
+Networks (:mod:`.generator`, :mod:`.discriminator`, :mod:`.spade`, :mod:`.noise`), objectives
+(:mod:`.losses`), data pools (:mod:`.data`), training (:mod:`.trainer`), control at inference
+(:mod:`.control`) and the command line (:mod:`.cli`).
+"""
+from paper_repro.defect_gan.discriminator import Discriminator
+from paper_repro.defect_gan.generator import Generator, GeneratorOutput
+from paper_repro.defect_gan.noise import NoiseInjection
+from paper_repro.defect_gan.spade import SPADE
+
+__all__ = ["Generator", "GeneratorOutput", "Discriminator", "SPADE", "NoiseInjection"]
