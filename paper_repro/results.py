@@ -204,8 +204,10 @@ def side_by_side(paper: pd.DataFrame, run: pd.DataFrame, on: Iterable[str], valu
     on = list(on)
     left = paper[on + [value, "source"]].rename(columns={value: "paper"})
     right = run[on + [value]].rename(columns={value: "this run"})
-    table = left.merge(right, on=on, how="outer", sort=False)
-    table = table[on + ["paper", "this run", "source"]]
+    table = left.merge(right, on=on, how="left")  # the paper's rows, in the paper's order
+    only_run = right.merge(left[on], on=on, how="left", indicator=True)
+    only_run = only_run[only_run["_merge"] == "left_only"].drop(columns="_merge")
+    table = pd.concat([table, only_run], ignore_index=True)[on + ["paper", "this run", "source"]]
     table.attrs["run_info"] = run_info.describe()
     return table
 

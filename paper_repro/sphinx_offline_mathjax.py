@@ -13,7 +13,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML"
+MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full"  # the one combined config the wheel ships
 # Relative to _static/ (Sphinx prefixes it); "MathJax.js?config=" tells Sphinx this is MathJax 2.
 MATHJAX_PATH = f"mathjax/MathJax.js?config={MATHJAX_CONFIG}"
 
@@ -39,6 +39,10 @@ def _configure(app) -> None:
     app.config.mathjax2_config = {
         "tex2jax": {"inlineMath": [["\\(", "\\)"]], "displayMath": [["\\[", "\\]"]],
                     "processEscapes": True, "processEnvironments": True},
+        # The wheel ships only the STIX-Web web fonts; MathJax's default (TeX fonts) would fall back
+        # to whatever the reader's system has and misplace sub- and superscripts.
+        "HTML-CSS": {"availableFonts": ["STIX-Web"], "preferredFont": "STIX-Web", "webFont": "STIX-Web",
+                     "imageFont": None},
         "showMathMenu": False,
         "messageStyle": "none",
     }

@@ -1,0 +1,72 @@
+"""The papermill runner on a tiny book of its own: tables written, skips, --force, failures reported."""
+import json
+
+import pytest
+
+from conftest import make_notebook
+from paper_repro.cli import main
+from paper_repro.errors import UserError
+from paper_repro.reproduce import chapter_name, list_chapters, reproduce, select
+
+PARAMETERS = 'scale = None\ndevice = "cpu"\ndata_root = None\nseed = 42\nresults_dir = None'
+
+
+@pytest.fixture
+def tiny_book(tmp_path):
+    root = tmp_path / "book_root"
+    make_notebook(root / "book" / "ok.ipynb", [
+        ("code", "import pandas as pd\nfrom paper_repro.results import save_table\n"
+                 "save_table(pd.DataFrame({'scale': [scale], 'seed': [seed]}), 'ok_table', results_dir)"),
+    ], parameters=PARAMETERS)
+    make_notebook(root / "book" / "part" / "broken.ipynb", [
+        ("code", "x = 1"),
+        ("code", "raise ValueError('deliberately broken chapter')"),
+    ], parameters=PARAMETERS)
+    (root / "_toc.yml").write_text(
+        "format: jb-book\nroot: book/ok\nparts:\n  - caption: P\n    chapters:\n      - file: book/part/broken\n")
+    return root
+
+
+def test_chapters_come_in_toc_order_and_are_selected_by_name(tiny_book):
+    chapters = list_chapters(tiny_book)
+    assert [chapter_name(c) for c in chapters] == ["ok", "part/broken"]
+    assert select(chapters, ["broken"]) == chapters[1:]
+    assert select(chapters, ["part/broken,ok"]) == chapters
+    with pytest.raises(UserError, match="no such chapter"):
+        select(chapters, ["missing"])
+
+
+def test_runs_writes_tables_skips_and_forces(tiny_book, tmp_path):
+    out = tmp_path / "out"
+    first = reproduce("smoke", out, only=["ok"], book_root=tiny_book)
+    assert [o.status for o in first] == ["done"]
+    table = (out / "tables" / "ok_table.csv").read_text().splitlines()
+    assert table == ["scale,seed", "smoke,42"]  # the injected parameters reached the chapter
+    assert (out / "tables" / "ok_table.md").is_file()
+    assert (out / "notebooks" / "ok.ipynb").is_file()
+    assert json.loads((out / ".done" / "ok.json").read_text())["parameters"]["scale"] == "smoke"
+
+    assert [o.status for o in reproduce("smoke", out, only=["ok"], book_root=tiny_book)] == ["skipped"]
+    assert [o.status for o in reproduce("smoke", out, only=["ok"], force=True, book_root=tiny_book)] == ["done"]
+    # Other parameters are another run: not skipped.
+    assert [o.status for o in reproduce("smoke", out, only=["ok"], seed=7, book_root=tiny_book)] == ["done"]
+
+
+def test_a_failing_chapter_does_not_stop_the_batch_and_is_named(tiny_book, tmp_path, capsys):
+    out = tmp_path / "out"
+    status = main(["reproduce", "--scale", "smoke", "--out", str(out), "--book", str(tiny_book)])
+    assert status == 1
+    err = capsys.readouterr().err
+    assert "book/part/broken.ipynb" in err and "cell 2" in err
+    assert "ValueError: deliberately broken chapter" in err
+    assert (out / "tables" / "ok_table.csv").is_file()  # the chapter before it still ran
+    assert not (out / ".done" / "part" / "broken.json").exists()
+
+
+def test_bad_arguments_are_one_line_errors(tiny_book, tmp_path, capsys):
+    status = main(["reproduce", "--scale", "smoke", "--out", str(tmp_path), "--book", str(tiny_book),
+                   "--only", "nope"])
+    assert status == 2 and "no such chapter" in capsys.readouterr().err
+    status = main(["reproduce", "--scale", "smoke", "--out", str(tmp_path), "--book", str(tiny_book),
+                   "--data-root", str(tmp_path / "absent")])
+    assert status == 2 and "absent" in capsys.readouterr().err
