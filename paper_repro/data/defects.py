@@ -61,11 +61,11 @@ def scratch(img: np.ndarray, rng: np.random.Generator) -> list[Layer]:
     """A long thin gouge along a gentle curve: bright where it catches the light, else dark."""
     s, shape = _scale(img)
     pts = noise.curve(rng, shape, rng.uniform(0.3, 0.8) * shape[0])
-    cov = noise.stroke(shape, pts, max(rng.uniform(0.7, 1.6) * s, 0.8))
+    cov = noise.stroke(shape, pts, max(rng.uniform(0.9, 1.8) * s, 0.9))
     if rng.random() < 0.6:
-        fg = np.clip(img * 1.5 + 0.15, 0, 1)
+        fg = np.clip(img * 1.6 + 0.2, 0, 1)
     else:
-        fg = img * 0.4
+        fg = img * 0.35
     sheen = 0.75 + 0.25 * noise.fractal(rng, shape, beta=2.5).clip(-1, 1)
     return [Layer(fg, cov * sheen * rng.uniform(0.8, 1.0), cov > 0.3)]
 
@@ -73,7 +73,7 @@ def scratch(img: np.ndarray, rng: np.random.Generator) -> list[Layer]:
 def hole(img: np.ndarray, rng: np.random.Generator) -> list[Layer]:
     """A puncture: a dark pit whose inner wall is lit on the side away from the light, with a raised lip."""
     s, shape = _scale(img)
-    r = rng.uniform(3.0, 9.0) * s
+    r = rng.uniform(3.5, 10.0) * s
     d = noise.blob(rng, shape, r, roughness=0.12)
     depth = -np.clip(d / (0.6 * r), 0, 1) * r
     inner = img * rng.uniform(0.08, 0.2) * np.clip(noise.shade(depth, strength=0.8), 0.3, 2.5)[..., None]
@@ -189,38 +189,38 @@ def corrosion_stain(img: np.ndarray, rng: np.random.Generator) -> list[Layer]:
     s, shape = _scale(img)
     size = shape[0]
     yy, xx = noise.coords(shape)
-    sy, sx = rng.uniform(0.05, 0.5) * size, rng.uniform(0.15, 0.85) * size
-    r = rng.uniform(3.0, 8.0) * s
+    sy, sx = rng.uniform(0.05, 0.45) * size, rng.uniform(0.15, 0.85) * size
+    r = rng.uniform(4.0, 10.0) * s
     source = noise.soft(noise.blob(rng, shape, r, center=(sy, sx), roughness=0.4), 2.0 * s)
-    length = rng.uniform(0.3, 0.8) * size
-    spread = r * rng.uniform(1.0, 2.2) * (1 + (yy - sy).clip(0) / length)
+    length = rng.uniform(0.4, 0.9) * size
     below = np.clip((yy - sy) / length, 0, None)
-    envelope = np.exp(-((xx - sx) / spread) ** 2) * np.exp(-below * 2.5) * (yy > sy - r)
+    spread = r * rng.uniform(1.0, 2.0) * (1 + below)
+    envelope = np.exp(-((xx - sx) / spread) ** 2) * np.exp(-below * 1.8) * noise.soft(yy - sy + r, 2.0 * s)
     streaks = noise.fractal(rng, shape, beta=1.6, stretch=25.0, angle=np.pi / 2)
-    intensity = np.clip(np.maximum(source, envelope * (0.55 + 0.45 * streaks)), 0, 1)
-    tint = np.array([1.0, 0.62, 0.36], np.float32) * rng.uniform(0.65, 0.9)
+    intensity = np.clip(np.maximum(source, envelope * (0.75 + 0.45 * streaks)), 0, 1)
+    tint = np.array([1.0, 0.58, 0.30], np.float32) * rng.uniform(0.55, 0.8)
     fg = np.clip(img * tint, 0, 1)
-    return [Layer(fg, intensity * rng.uniform(0.7, 0.95), intensity > 0.35)]
+    return [Layer(fg, intensity * rng.uniform(0.8, 0.97), intensity > 0.35)]
 
 
 def efflorescence(img: np.ndarray, rng: np.random.Generator) -> list[Layer]:
     """Salt deposit: a powdery white bloom along a seep line, with white streaks running down."""
     s, shape = _scale(img)
     size = shape[0]
-    yy, xx = noise.coords(shape)
-    pts = noise.random_walk(rng, shape, rng.uniform(0.3, 0.7) * size, heading=rng.normal(0, 0.3) + rng.choice([0, np.pi]),
-                            wiggle=0.15, step=1.5 * s)
-    seep = noise.smooth(noise.stroke(shape, pts, 2.5 * s), rng.uniform(3, 6) * s)
+    heading = rng.normal(0, 0.3) + rng.choice([0, np.pi])
+    pts = noise.random_walk(rng, shape, rng.uniform(0.35, 0.8) * size, heading=heading, wiggle=0.15, step=1.5 * s)
+    seep = noise.smooth(noise.stroke(shape, pts, 4.0 * s), rng.uniform(3, 6) * s)
     seep = seep / (seep.max() + 1e-6)
     drip = np.zeros(shape, np.float32)
-    fall = rng.uniform(4, 14) * s
-    for k in range(1, 6):  # let the deposit run down: shifted, fading copies
-        drip = np.maximum(drip, np.roll(seep, int(k * fall / 2), axis=0) * np.exp(-k * 0.45))
+    fall = rng.uniform(5, 14) * s
+    for k in range(1, 8):  # let the deposit run down: shifted, fading copies
+        drip = np.maximum(drip, np.roll(seep, int(k * fall / 2), axis=0) * np.exp(-k * 0.35))
     streaks = noise.fractal(rng, shape, beta=1.4, stretch=20.0, angle=np.pi / 2)
     powder = noise.fractal(rng, shape, beta=0.8)
-    intensity = np.clip(np.maximum(seep * 1.3, drip * (0.6 + 0.4 * streaks)) * (0.75 + 0.25 * powder), 0, 1)
-    fg = np.clip(WHITE * (0.9 + 0.1 * powder[..., None]) * 0.85 + img * 0.15, 0, 1)
-    return [Layer(fg, intensity * rng.uniform(0.6, 0.9), intensity > 0.3)]
+    bloom = np.maximum(seep * 1.8, drip * (0.8 + 0.5 * streaks))
+    intensity = np.clip(bloom * (0.8 + 0.2 * powder), 0, 1)
+    fg = np.clip(WHITE * (0.92 + 0.08 * powder[..., None]) * 0.9 + img * 0.1, 0, 1)
+    return [Layer(fg, intensity * rng.uniform(0.75, 0.95), intensity > 0.3)]
 
 
 DEFECTS = {

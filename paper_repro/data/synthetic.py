@@ -16,10 +16,12 @@ independent of the order in which images are made, and different for another see
 from __future__ import annotations
 
 import json
+import multiprocessing as mp
 import os
 import shutil
 import tempfile
 import zlib
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
@@ -112,8 +114,51 @@ def _check_categories(categories: list[str] | tuple[str, ...] | None) -> list[st
     return list(categories)
 
 
+def _run(jobs: list, work, desc: str, progress: bool, workers: int | None) -> list:
+    """``[work(job) for job in jobs]``, over ``workers`` processes when there are many jobs.
+
+    Every job seeds its own generator, so the result is the same for any number of workers.
+    """
+    workers = min(2, os.cpu_count() or 1) if workers is None else max(1, int(workers))
+    bar = tqdm(total=len(jobs), desc=desc, unit="img", disable=not progress, leave=False)
+    try:
+        if workers == 1 or len(jobs) < 256 or "fork" not in mp.get_all_start_methods():
+            results = []
+            for job in jobs:
+                results.append(work(job))
+                bar.update()
+            return results
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
+            results = []
+            for result in pool.map(work, jobs, chunksize=32):
+                results.append(result)
+                bar.update()
+            return results
+    finally:
+        bar.close()
+
+
+def _mvtec_job(job: tuple) -> None:
+    out, cat, split, kind, i, size, seed = job
+    rng = _rng(seed, "mvtec", cat, split, kind, i)
+    if split == "extra_normal":
+        image, _ = render(cat, (), size, rng)
+        _save_png(image, out / cat / "extra_normal" / f"{i:05d}.png")
+        return
+    folder = out / cat / split / kind
+    if kind == "good":
+        image, _ = render(cat, (), size, rng)
+        _save_png(image, folder / f"{i:03d}.png")
+        return
+    types = _combined(cat, rng) if kind == "combined" else [kind]
+    image, mask = render(cat, types, size, rng)
+    _save_png(image, folder / f"{i:03d}.png")
+    _save_png(mask, out / cat / "ground_truth" / kind / f"{i:03d}_mask.png")
+
+
 def write_mvtec(out: Path, categories: list[str] | None = None, size: int = 128, n_train: int = 160,
-                n_test: int = 10, seed: int = 42, n_extra: int = 0, progress: bool = True) -> Path:
+                n_test: int = 10, seed: int = 42, n_extra: int = 0, progress: bool = True,
+                workers: int | None = None) -> Path:
     """Write the MVTec AD layout under ``out`` (which must be empty or absent).
 
     ``<cat>/train/good/000.png``, ``<cat>/test/good/000.png``, ``<cat>/test/<defect>/000.png`` and
@@ -125,32 +170,16 @@ def write_mvtec(out: Path, categories: list[str] | None = None, size: int = 128,
     cats = _check_categories(categories)
     jobs = []
     for cat in cats:
-        jobs += [(cat, "train", "good", i) for i in range(n_train)]
-        jobs += [(cat, "test", "good", i) for i in range(n_test)]
-        jobs += [(cat, "test", d, i) for d in BUNDLED_CATEGORIES[cat] for i in range(n_test)]
-        jobs += [(cat, "extra_normal", None, i) for i in range(n_extra)]
-    made = set()
-    for cat, split, kind, i in tqdm(jobs, desc="mvtec", unit="img", disable=not progress, leave=False):
-        rng = _rng(seed, "mvtec", cat, split, kind, i)
-        if split == "extra_normal":
-            folder, name = out / cat / "extra_normal", f"{i:05d}.png"
-        else:
-            folder, name = out / cat / split / kind, f"{i:03d}.png"
-        if folder not in made:
+        folders = [out / cat / "train" / "good", out / cat / "test" / "good"]
+        folders += [out / cat / sub / d for d in BUNDLED_CATEGORIES[cat] for sub in ("test", "ground_truth")]
+        folders += [out / cat / "extra_normal"] if n_extra else []
+        for folder in folders:
             folder.mkdir(parents=True, exist_ok=True)
-            made.add(folder)
-        if kind in (None, "good"):
-            image, _ = render(cat, (), size, rng)
-            _save_png(image, folder / name)
-            continue
-        types = _combined(cat, rng) if kind == "combined" else [kind]
-        image, mask = render(cat, types, size, rng)
-        _save_png(image, folder / name)
-        gt = out / cat / "ground_truth" / kind
-        if gt not in made:
-            gt.mkdir(parents=True, exist_ok=True)
-            made.add(gt)
-        _save_png(mask, gt / f"{i:03d}_mask.png")
+        jobs += [(out, cat, "train", "good", i, size, seed) for i in range(n_train)]
+        jobs += [(out, cat, "test", "good", i, size, seed) for i in range(n_test)]
+        jobs += [(out, cat, "test", d, i, size, seed) for d in BUNDLED_CATEGORIES[cat] for i in range(n_test)]
+        jobs += [(out, cat, "extra_normal", None, i, size, seed) for i in range(n_extra)]
+    _run(jobs, _mvtec_job, "mvtec", progress, workers)
     _write_info(out, layout="mvtec", categories=cats, size=size, n_train=n_train, n_test=n_test,
                 seed=seed, n_extra=n_extra)
     return out
@@ -171,9 +200,23 @@ def codebrim_labels(defect_types: list[str] | tuple[str, ...]) -> list[int]:
     return [int(c in tags) for c in CODEBRIM_CLASSES]
 
 
+def _codebrim_job(job: tuple) -> tuple[str, str, list[int]] | None:
+    out, split, kind, k, size, seed = job
+    rng = _rng(seed, "codebrim", split, kind, k)
+    if split == "extra_normal":
+        image, _ = render("concrete", (), size, rng)
+        _save_png(image, out / "extra_normal" / f"{k:05d}.png")
+        return None
+    types = codebrim_defect_set(rng) if kind == "defects" else []
+    image, _ = render("concrete", types, size, rng)
+    name = f"image_{k:07d}_crop_0000001.png"
+    _save_png(image, out / split / kind / name)
+    return kind, name, codebrim_labels(types)
+
+
 def write_codebrim(out: Path, size: int = 128, n_train: int = 720, n_test: int = 90, n_val: int | None = None,
                    seed: int = 42, n_extra: int = 0, background_fraction: float = 1 / 3,
-                   progress: bool = True) -> Path:
+                   progress: bool = True, workers: int | None = None) -> Path:
     """Write the CODEBRIM classification layout under ``out``.
 
     ``train|val|test/defects|background/image_NNNNNNN_crop_0000001.png`` and
@@ -184,31 +227,24 @@ def write_codebrim(out: Path, size: int = 128, n_train: int = 720, n_test: int =
     """
     out = Path(out)
     n_val = n_test if n_val is None else n_val
-    records: dict[str, list[tuple[str, list[int]]]] = {"defects": [], "background": []}
     jobs = []
     counter = 0
     for split, n in (("train", n_train), ("val", n_val), ("test", n_test)):
         n_bg = int(round(n * background_fraction))
         for j in range(n):
             counter += 1
-            jobs.append((split, "background" if j < n_bg else "defects", counter))
-    jobs += [("extra_normal", None, i) for i in range(n_extra)]
+            jobs.append((out, split, "background" if j < n_bg else "defects", counter, size, seed))
+    jobs += [(out, "extra_normal", None, i, size, seed) for i in range(n_extra)]
     for split in ("train", "val", "test"):
         for kind in ("defects", "background"):
             (out / split / kind).mkdir(parents=True, exist_ok=True)
     if n_extra:
         (out / "extra_normal").mkdir(parents=True, exist_ok=True)
-    for split, kind, k in tqdm(jobs, desc="codebrim", unit="img", disable=not progress, leave=False):
-        rng = _rng(seed, "codebrim", split, kind, k)
-        if split == "extra_normal":
-            image, _ = render("concrete", (), size, rng)
-            _save_png(image, out / "extra_normal" / f"{k:05d}.png")
-            continue
-        types = codebrim_defect_set(rng) if kind == "defects" else []
-        image, _ = render("concrete", types, size, rng)
-        name = f"image_{k:07d}_crop_0000001.png"
-        _save_png(image, out / split / kind / name)
-        records[kind].append((name, codebrim_labels(types)))
+    records: dict[str, list[tuple[str, list[int]]]] = {"defects": [], "background": []}
+    for result in _run(jobs, _codebrim_job, "codebrim", progress, workers):
+        if result is not None:
+            kind, name, labels = result
+            records[kind].append((name, labels))
     (out / "metadata").mkdir(parents=True, exist_ok=True)
     for kind, recs in records.items():
         _write_codebrim_xml(out / "metadata" / f"{kind}.xml", recs)

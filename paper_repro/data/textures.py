@@ -100,7 +100,7 @@ def carpet(rng: np.random.Generator, size: int) -> np.ndarray:
     img = _mix(colour_b, colour_a, over)
     fuzz = noise.fractal(rng, shape, beta=0.3)
     slub = noise.fractal(rng, shape, beta=2.0, stretch=8.0, angle=0.0)
-    lum = 0.55 + 0.5 * height + 0.06 * fuzz + 0.05 * slub
+    lum = 0.68 + 0.38 * height + 0.06 * fuzz + 0.05 * slub
     return np.clip(img * lum[..., None], 0, 1)
 
 
