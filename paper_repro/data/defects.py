@@ -36,6 +36,12 @@ def _scale(img: np.ndarray) -> tuple[float, tuple[int, int]]:
     return img.shape[0] / 128.0, img.shape[:2]
 
 
+def _fade(intensity: np.ndarray, low: float = 0.2, high: float = 0.35) -> np.ndarray:
+    """Coverage of a diffuse deposit: its faint fringe (below ``low``) is cut so the visible stain and
+    its ground-truth mask (``intensity > low``) agree."""
+    return intensity * np.clip((intensity - low) / (high - low), 0, 1)
+
+
 def crack(img: np.ndarray, rng: np.random.Generator) -> list[Layer]:
     """A fracture: a tapering, branching dark fissure (deep shadow) with a faint darker halo."""
     s, shape = _scale(img)
@@ -200,7 +206,7 @@ def corrosion_stain(img: np.ndarray, rng: np.random.Generator) -> list[Layer]:
     intensity = np.clip(np.maximum(source, envelope * (0.75 + 0.45 * streaks)), 0, 1)
     tint = np.array([1.0, 0.58, 0.30], np.float32) * rng.uniform(0.55, 0.8)
     fg = np.clip(img * tint, 0, 1)
-    return [Layer(fg, intensity * rng.uniform(0.8, 0.97), intensity > 0.35)]
+    return [Layer(fg, _fade(intensity) * rng.uniform(0.8, 0.97), intensity > 0.2)]
 
 
 def efflorescence(img: np.ndarray, rng: np.random.Generator) -> list[Layer]:
@@ -220,7 +226,7 @@ def efflorescence(img: np.ndarray, rng: np.random.Generator) -> list[Layer]:
     bloom = np.maximum(seep * 1.8, drip * (0.8 + 0.5 * streaks))
     intensity = np.clip(bloom * (0.8 + 0.2 * powder), 0, 1)
     fg = np.clip(WHITE * (0.92 + 0.08 * powder[..., None]) * 0.9 + img * 0.1, 0, 1)
-    return [Layer(fg, intensity * rng.uniform(0.75, 0.95), intensity > 0.3)]
+    return [Layer(fg, _fade(intensity) * rng.uniform(0.75, 0.95), intensity > 0.2)]
 
 
 DEFECTS = {
