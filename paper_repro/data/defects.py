@@ -20,7 +20,7 @@ import numpy as np
 from paper_repro.compose import compose
 from paper_repro.data import noise
 
-WHITE = np.array([0.93, 0.93, 0.90], np.float32)
+WHITE = np.array([0.94, 0.94, 0.91], np.float32)
 
 
 @dataclass
@@ -206,7 +206,8 @@ def corrosion_stain(img: np.ndarray, rng: np.random.Generator) -> list[Layer]:
     intensity = np.clip(np.maximum(source, envelope * (0.75 + 0.45 * streaks)), 0, 1)
     tint = np.array([1.0, 0.58, 0.30], np.float32) * rng.uniform(0.55, 0.8)
     fg = np.clip(img * tint, 0, 1)
-    return [Layer(fg, _fade(intensity) * rng.uniform(0.8, 0.97), intensity > 0.2)]
+    alpha = _fade(intensity) * rng.uniform(0.8, 0.97)
+    return [Layer(fg, alpha, alpha > 0.2)]
 
 
 def efflorescence(img: np.ndarray, rng: np.random.Generator) -> list[Layer]:
@@ -225,8 +226,9 @@ def efflorescence(img: np.ndarray, rng: np.random.Generator) -> list[Layer]:
     powder = noise.fractal(rng, shape, beta=0.8)
     bloom = np.maximum(seep * 1.8, drip * (0.8 + 0.5 * streaks))
     intensity = np.clip(bloom * (0.8 + 0.2 * powder), 0, 1)
-    fg = np.clip(WHITE * (0.92 + 0.08 * powder[..., None]) * 0.9 + img * 0.1, 0, 1)
-    return [Layer(fg, _fade(intensity) * rng.uniform(0.75, 0.95), intensity > 0.2)]
+    fg = np.clip(WHITE * (0.97 + 0.05 * powder[..., None]) + 0.05, 0, 1)
+    alpha = _fade(intensity) * rng.uniform(0.75, 0.95)
+    return [Layer(fg, alpha, alpha > 0.2)]
 
 
 DEFECTS = {

@@ -37,7 +37,7 @@ from paper_repro.errors import UserError
 
 # Bump whenever a change to textures, defects or layouts changes the pixels or the files written:
 # cached data sets carry it in their folder name, so stale caches are never reused.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 3
 
 CODEBRIM_CLASSES = ("Background", "Crack", "Spallation", "Efflorescence", "ExposedBars", "CorrosionStain")
 CODEBRIM_DEFECTS = ("crack", "spallation", "efflorescence", "exposed_bars", "corrosion_stain")
