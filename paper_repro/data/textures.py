@@ -41,7 +41,7 @@ def concrete(rng: np.random.Generator, size: int) -> np.ndarray:
     pore = np.clip((pores - np.quantile(pores, 0.992)) * 8.0, 0, 1)
     lum = lum * (1 - 0.55 * pore)
     img = base * lum[..., None]
-    tint = noise.fractal(rng, shape, beta=3.0)[..., None] * np.array([0.015, 0.01, -0.01], np.float32)
+    tint = noise.fractal(rng, shape, beta=3.0)[..., None] * np.array([0.008, 0.005, -0.006], np.float32)
     return np.clip(img + tint, 0, 1)
 
 
