@@ -48,8 +48,12 @@ def perlin_noise(size: int, res: int, rng: np.random.Generator) -> np.ndarray:
 def perlin_mask(size: int, rng: np.random.Generator, threshold: float = 0.5,
                 min_scale: int = 0, max_scale: int = 6) -> np.ndarray:
     """DRAEM's mask: Perlin noise with scale 2^k (k uniform in [min_scale, max_scale)), rotated by a
-    random angle in [-90, 90] degrees, thresholded; ``(size, size)`` float32 in {0, 1}."""
-    res = 2 ** int(rng.integers(min_scale, max_scale))
+    random angle in [-90, 90] degrees, thresholded; ``(size, size)`` float32 in {0, 1}.
+
+    DRAEM draws at 256 px, where its finest lattice (2^5) has 8 px cells; the lattice is capped at
+    ``size / 8`` cells so smaller images get the same blob sizes relative to the image.
+    """
+    res = min(2 ** int(rng.integers(min_scale, max_scale)), max(1, size // 8))
     pad = 2 * size  # draw larger, rotate, crop the centre: no empty corners after rotation
     res_big = max(1, res * 2)
     noise = perlin_noise(pad, res_big, rng).astype(np.float32)
@@ -84,11 +88,12 @@ def shape_mask(size: int, rng: np.random.Generator, max_shapes: int = 3) -> np.n
     return (np.asarray(canvas) > 127).astype(np.float32)
 
 
-def random_mask(size: int, rng: np.random.Generator, min_pixels: int = 1) -> torch.Tensor:
+def random_mask(size: int, rng: np.random.Generator, min_fraction: float = 0.005) -> torch.Tensor:
     """``M_g`` as a ``(1, size, size)`` tensor: Perlin or random shapes, half the time each.
 
-    Redrawn (with the same generator) until at least ``min_pixels`` pixels are set.
+    Redrawn (with the same generator) until at least ``min_fraction`` of the pixels (and one) are set.
     """
+    min_pixels = max(1.0, min_fraction * size * size)
     for _ in range(100):
         draw = perlin_mask if rng.random() < 0.5 else shape_mask
         mask = draw(size, rng)

@@ -32,7 +32,7 @@ def load_normals(root: str | Path, category: str, image_size: int) -> torch.Tens
     return torch.stack([data[i]["image"] for i in range(len(data))])
 
 
-def sdgm_bank(normals: torch.Tensor, category: str, *, model: str = "tiny", variants: int = 1,
+def sdgm_bank(normals: torch.Tensor, category: str, *, model="tiny", variants: int = 1,
               n_prompts: int = 4, steps: int = 50, strength: float = 0.75, guidance_scale: float = 7.5,
               seed: int = 42, batch_size: int = 4, device: str | torch.device = "cpu",
               cache: bool = True, progress: bool = True) -> dict[str, torch.Tensor]:
@@ -40,22 +40,24 @@ def sdgm_bank(normals: torch.Tensor, category: str, *, model: str = "tiny", vari
 
     ``D`` (uint8, N*variants x 3 x S x S) are the decoded diffusion images, ``M`` (uint8, ... x 1 x S x S)
     the masks M_g, ``prompt`` which of the category's prompts made each, ``index`` which normal
-    image it started from. Cached under ``cache_dir()/sdgm/`` when ``cache``.
+    image it started from. Cached under ``cache_dir()/sdgm/`` when ``cache``. ``model`` is a model
+    id, a folder, ``"tiny"`` or already loaded :class:`~paper_repro.dadnet.sdgm.SDGMComponents`.
     """
     from paper_repro.config import cache_dir
-    from paper_repro.dadnet.sdgm import load_sdgm, prompts_for, sdgm_generate
+    from paper_repro.dadnet.sdgm import SDGMComponents, load_sdgm, prompts_for, sdgm_generate
     from paper_repro.training import config_hash
 
     prompts = prompts_for(category, n_prompts)
     size = normals.shape[-1]
-    key = config_hash(dict(model=str(model), category=category, variants=variants, prompts=prompts,
+    loaded = isinstance(model, SDGMComponents)
+    key = config_hash(dict(model=model.source if loaded else str(model), category=category, variants=variants, prompts=prompts,
                            steps=steps, strength=strength, guidance=guidance_scale, seed=seed,
                            n=len(normals), size=size,
                            normals=float(normals.double().sum()) if len(normals) else 0.0))
     path = cache_dir() / "sdgm" / f"{category}-{key}.safetensors"
     if cache and path.is_file():
         return load_file(str(path))
-    comps = load_sdgm(model, device=device)
+    comps = model if loaded else load_sdgm(model, device=device)
     jobs = [(v, i) for v in range(variants) for i in range(len(normals))]
     out: dict[str, list[torch.Tensor]] = {"D": [], "M": [], "prompt": [], "index": []}
     generator = torch.Generator().manual_seed(seed)
@@ -71,7 +73,7 @@ def sdgm_bank(normals: torch.Tensor, category: str, *, model: str = "tiny", vari
         out["M"].append(masks.to(torch.uint8))
         out["prompt"].append(torch.tensor(which))
         out["index"].append(torch.tensor([i for _, i in batch]))
-    bank = {k: torch.cat(v) for k, v in out.items()}
+    bank = {k: torch.cat(v).contiguous() for k, v in out.items()}
     if cache:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")

@@ -225,12 +225,13 @@ def load_sdgm(model: str | Path = TINY, local_files_only: bool = True,
     is_tiny = str(model) == TINY
     path = str(tiny_sdgm_dir()) if is_tiny else str(model)
     kw = dict(local_files_only=local_files_only)
+    dkw = dict(kw, low_cpu_mem_usage=False)  # without `accelerate` installed, say so up front
     try:
         comps = SDGMComponents(
             tokenizer=CLIPTokenizer.from_pretrained(path, subfolder="tokenizer", **kw),
             text_encoder=CLIPTextModel.from_pretrained(path, subfolder="text_encoder", **kw),
-            vae=AutoencoderKL.from_pretrained(path, subfolder="vae", **kw),
-            unet=UNet2DConditionModel.from_pretrained(path, subfolder="unet", **kw),
+            vae=AutoencoderKL.from_pretrained(path, subfolder="vae", **dkw),
+            unet=UNet2DConditionModel.from_pretrained(path, subfolder="unet", **dkw),
             scheduler=DDIMScheduler.from_pretrained(path, subfolder="scheduler", **kw),
             source=f"{TINY} (random weights)" if is_tiny else str(model),
         )

@@ -1,0 +1,109 @@
+"""DADNet vs anomalib's DRAEM torch model: one training step and inference, 256 px, batch 8.
+
+Both models get the same U-Net widths (``--recon-width/--disc-width``; the papers' 128/64 take about
+a minute and a half per step on a 2-core CPU, so the default is the demo widths 16/8). DADNet's step
+is :mod:`paper_repro.dadnet.trainer`'s (two Adams, L_rec eq. 10, focal eq. 12, DRAM on);
+DRAEM's is anomalib's ``DraemModel`` with its ``DraemLoss`` and one Adam. Prints seconds and the
+ratio DADNet / DRAEM (below 1: DADNet faster). Needs ``pip install anomalib`` (the benchmark extra).
+
+    python benchmarks/bench_dadnet.py [--size 256 --batch 8 --recon-width 16 --disc-width 8 --repeats 3]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+
+def timed(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        tic = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - tic)
+    return statistics.median(times)
+
+
+def dadnet_fns(x, mask, rw, dw):
+    from paper_repro.dadnet.losses import focal_loss, reconstruction_loss
+    from paper_repro.dadnet.networks import DADNet
+
+    model = DADNet(rw, dw, dram=True)
+    opts = [torch.optim.Adam(model.reconstructive.parameters(), 1e-4),
+            torch.optim.Adam(model.discriminative.parameters(), 1e-4)]
+
+    def step():
+        model.train()
+        r = model.reconstructive(x)
+        logits = model.discriminative(torch.cat([x, r.detach()], 1))
+        for opt, loss in zip(opts, (reconstruction_loss(x, r), focal_loss(logits, mask))):
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+    @torch.no_grad()
+    def infer():
+        model.eval()
+        model(x)
+
+    return model, step, infer
+
+
+def draem_fns(x, mask, rw, dw):
+    from anomalib.models.image.draem.loss import DraemLoss
+    from anomalib.models.image.draem.torch_model import (DiscriminativeSubNetwork, DraemModel,
+                                                         ReconstructiveSubNetwork)
+
+    model = DraemModel()
+    model.reconstructive_subnetwork = ReconstructiveSubNetwork(base_width=rw)
+    model.discriminative_subnetwork = DiscriminativeSubNetwork(in_channels=6, out_channels=2, base_width=dw)
+    loss_fn = DraemLoss()
+    opt = torch.optim.Adam(model.parameters(), 1e-4)
+
+    def step():
+        model.train()
+        r, pred = model(x)
+        loss = loss_fn(x, r, mask, pred)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    @torch.no_grad()
+    def infer():
+        model.eval()
+        model(x)
+
+    return model, step, infer
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--recon-width", type=int, default=16)
+    ap.add_argument("--disc-width", type=int, default=8)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    x = torch.rand(args.batch, 3, args.size, args.size)
+    mask = (torch.rand(args.batch, 1, args.size, args.size) > 0.9).float()
+    print(f"torch {torch.__version__} · {args.threads} threads · {args.size} px · batch {args.batch} · "
+          f"widths {args.recon_width}/{args.disc_width}")
+    rows = {}
+    for name, make in (("DADNet", dadnet_fns), ("anomalib DRAEM", draem_fns)):
+        model, step, infer = make(x, mask, args.recon_width, args.disc_width)
+        params = sum(p.numel() for p in model.parameters())
+        rows[name] = (timed(step, args.repeats), timed(infer, args.repeats), params)
+        print(f"{name:15s} train step {rows[name][0]:7.3f} s   inference {rows[name][1]:7.3f} s   "
+              f"params {params / 1e6:6.2f} M")
+    (ts, ti, _), (rs, ri, _) = rows["DADNet"], rows["anomalib DRAEM"]
+    print(f"ratio DADNet / DRAEM: train step {ts / rs:.2f}x, inference {ti / ri:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
