@@ -37,7 +37,7 @@ from paper_repro.errors import UserError
 
 # Bump whenever a change to textures, defects or layouts changes the pixels or the files written:
 # cached data sets carry it in their folder name, so stale caches are never reused.
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 
 CODEBRIM_CLASSES = ("Background", "Crack", "Spallation", "Efflorescence", "ExposedBars", "CorrosionStain")
 CODEBRIM_DEFECTS = ("crack", "spallation", "efflorescence", "exposed_bars", "corrosion_stain")
@@ -301,6 +301,7 @@ def synthesize(out: Path | str, layout: str, categories: list[str] | None = None
         else:
             write_codebrim(tmp, size=size, n_train=n_train or 720, n_test=n_test or 90, seed=seed,
                            n_extra=n_extra, progress=progress)
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; the finished set is as readable as any folder
         if out.exists():
             shutil.rmtree(out) if out.is_dir() else out.unlink()
         os.replace(tmp, out)
