@@ -1,0 +1,290 @@
+"""Fréchet distance between image sets (Defect-GAN §4.1, Tables 1-2), always naming its features.
+
+FID (Heusel et al. 2017) fits a Gaussian to the features of each set and reports
+
+    FID = ||mu_r - mu_f||^2 + Tr(S_r + S_f - 2 (S_r S_f)^{1/2})
+
+torchmetrics' :class:`~torchmetrics.image.fid.FrechetInceptionDistance` computes it; only the
+*features* change here, and every number carries the name of the extractor that produced it
+(:class:`FIDScore`), because FIDs from different features are not comparable:
+
+- :class:`InceptionV3Features` - the standard: Inception-v3 pool3 (2048-d), the network of the
+  paper's numbers, through torchmetrics/torch-fidelity. Needs its weights file
+  (``weights-inception-2015-12-05-6726825d.pth``); offline it cannot be downloaded, and asking for
+  it then raises :class:`InceptionUnavailable` with what to do.
+- :class:`InDomainFeatures` - the offline default: a small CNN trained here to classify the
+  CODEBRIM labels of the training split (6 multi-label outputs), features = its 64-d global-average
+  pooled last layer. Trained once per (data, size, seed) and cached with ``cached_run_dir``.
+  Numbers are on a different scale from the paper's Inception FIDs; only orderings compare.
+- :class:`RandomConvFeatures` - a fixed, randomly initialised CNN (seeded): no training at all.
+  Used by the tests; a documented choice when even the small classifier is too expensive.
+
+All extractors take images ``(N, 3, H, W)`` float in ``[0, 1]``. :func:`split_halves` and
+:func:`ideal_synthesizer_fid` give the paper's "ideal defect synthesizer" row: the FID between two
+disjoint random halves of the real defect samples.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import torch
+from torch import nn
+
+from paper_repro.errors import UserError
+
+INCEPTION_WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"  # torch-fidelity's pool3 weights
+IN_DOMAIN_EPOCHS = {"smoke": 2, "demo": 8, "full": 20}  # training of the in-domain extractor
+
+
+class InceptionUnavailable(UserError):
+    """Inception-v3 FID was asked for, but torch-fidelity or its weights file is missing."""
+
+
+# ------------------------------------------------------------------------------------------
+# Feature extractors: images (N, 3, H, W) in [0, 1] -> features (N, D); each has a .name
+# ------------------------------------------------------------------------------------------
+class InceptionV3Features(nn.Module):
+    """Inception-v3 pool3 features (2048-d), the network the paper's FIDs use (torch-fidelity's port).
+
+    ``weights_path``: the weights file; default: ``$PAPER_REPRO_INCEPTION_WEIGHTS``, else torch hub's
+    cache (``<torch hub dir>/checkpoints/weights-inception-2015-12-05-6726825d.pth``). Nothing is
+    downloaded unless ``allow_download=True``. The file is first read with
+    ``torch.load(weights_only=True)``, so it cannot run foreign code when torch-fidelity loads it.
+    """
+
+    name = "inception-v3 (pool3, 2048-d)"
+    num_features = 2048
+
+    def __init__(self, weights_path: str | Path | None = None, allow_download: bool = False):
+        super().__init__()
+        try:
+            from torchmetrics.image.fid import NoTrainInceptionV3
+        except (ImportError, ModuleNotFoundError) as err:
+            raise InceptionUnavailable(
+                "Inception-v3 FID needs torch-fidelity (pip install torch-fidelity)") from err
+        path = find_inception_weights(weights_path)
+        if path is None and not allow_download:
+            raise InceptionUnavailable(
+                f"Inception-v3 weights not found: put {INCEPTION_WEIGHTS_FILE} (from torch-fidelity's "
+                f"release v0.2.0) in {Path(torch.hub.get_dir()) / 'checkpoints'} or point "
+                f"$PAPER_REPRO_INCEPTION_WEIGHTS at it; offline, use the in-domain extractor")
+        if path is not None:
+            try:
+                torch.load(path, map_location="cpu", weights_only=True)  # tensors only, or refuse
+            except Exception as err:  # noqa: BLE001 - any failure means: not a plain weights file
+                raise InceptionUnavailable(f"{path}: not a readable Inception-v3 weights file ({err})") from err
+        try:
+            self.net = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"],
+                                          feature_extractor_weights_path=str(path) if path else None)
+        except Exception as err:  # noqa: BLE001 - a failed download surfaces as URLError/OSError
+            raise InceptionUnavailable(f"Inception-v3 weights could not be loaded ({err})") from err
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net((images.clamp(0, 1) * 255).round().to(torch.uint8)).reshape(len(images), -1)
+
+
+def find_inception_weights(weights_path: str | Path | None = None) -> Path | None:
+    """The Inception-v3 weights file to use, or ``None`` when there is none on this machine."""
+    import os
+
+    candidates = [weights_path, os.environ.get("PAPER_REPRO_INCEPTION_WEIGHTS"),
+                  Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_WEIGHTS_FILE]
+    for candidate in candidates:
+        if candidate and Path(candidate).expanduser().is_file():
+            return Path(candidate).expanduser()
+    if weights_path:
+        raise InceptionUnavailable(f"{weights_path}: no such Inception-v3 weights file")
+    return None
+
+
+def small_cnn(widths: Sequence[int] = (16, 32, 64, 64)) -> nn.Sequential:
+    """Conv(3x3)-BN-ReLU-MaxPool blocks, then global average pooling: images -> (N, widths[-1])."""
+    layers: list[nn.Module] = []
+    c_in = 3
+    for c in widths:
+        layers += [nn.Conv2d(c_in, c, 3, padding=1), nn.BatchNorm2d(c), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+        c_in = c
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+
+class RandomConvFeatures(nn.Module):
+    """A randomly initialised :func:`small_cnn` (seeded, never trained): a documented, free extractor."""
+
+    def __init__(self, seed: int = 0, widths: Sequence[int] = (16, 32, 64, 64)):
+        super().__init__()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.body = small_cnn(widths)
+        self.num_features = widths[-1]
+        self.name = f"random-conv-{widths[-1]}d (untrained, seed {seed})"
+        self.eval()
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.body(images)
+
+
+class InDomainFeatures(nn.Module):
+    """:func:`small_cnn` trained to classify CODEBRIM's labels; its pooled features feed the FID."""
+
+    def __init__(self, num_classes: int = 6, widths: Sequence[int] = (16, 32, 64, 64), name: str = ""):
+        super().__init__()
+        self.body = small_cnn(widths)
+        self.head = nn.Linear(widths[-1], num_classes)
+        self.num_features = widths[-1]
+        self.name = name or f"in-domain CNN-{widths[-1]}d"
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.body(images)
+
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(images))
+
+
+@dataclass(frozen=True)
+class ExtractorConfig:
+    """What the cached in-domain extractor depends on (its cache key)."""
+
+    image_size: int
+    epochs: int
+    batch_size: int = 32
+    lr: float = 1e-3
+    widths: tuple[int, ...] = (16, 32, 64, 64)
+
+
+def train_in_domain_features(codebrim_root: str | Path, cfg: ExtractorConfig, seed: int = 42,
+                             run_dir: str | Path | None = None, progress: bool = True) -> InDomainFeatures:
+    """Train (or load, if ``run_dir`` holds it) the in-domain extractor on CODEBRIM ``train``.
+
+    Multi-label BCE over the 6 CODEBRIM labels, Adam, ``cfg.epochs`` epochs; weights are written to
+    ``run_dir/extractor.safetensors`` so every chapter reuses them.
+    """
+    from torch.utils.data import DataLoader
+    from tqdm.auto import tqdm
+
+    from paper_repro import training as T
+    from paper_repro.data import CODEBRIM
+
+    label = f"in-domain CNN-{cfg.widths[-1]}d ({cfg.image_size}px, CODEBRIM-train labels, seed {seed})"
+    model = InDomainFeatures(6, cfg.widths, name=label)
+    weights = Path(run_dir) / "extractor.safetensors" if run_dir else None
+    if weights is not None and weights.is_file():
+        T.load_weights(weights, {"net": model})
+        return model.eval()
+    data = CODEBRIM(codebrim_root, "train", image_size=cfg.image_size)
+    generator = torch.Generator().manual_seed(seed)
+    loader = DataLoader(data, batch_size=cfg.batch_size, shuffle=True, generator=generator)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = InDomainFeatures(6, cfg.widths, name=label)
+        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        model.train()
+        for _ in tqdm(range(cfg.epochs), desc="FID extractor", disable=not progress, mininterval=2):
+            for batch in loader:
+                loss = nn.functional.binary_cross_entropy_with_logits(model.logits(batch["image"]), batch["labels"])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+    model.eval()
+    if weights is not None:
+        T.write_run_config(weights.parent, cfg, seed=seed, name=label)
+        T.save_checkpoint(weights, modules={"net": model}, step=cfg.epochs)
+    return model
+
+
+def in_domain_extractor(codebrim_root: str | Path, image_size: int, scale: str, seed: int = 42,
+                        progress: bool = True) -> InDomainFeatures:
+    """The cached in-domain extractor for a data set at ``image_size`` (trained on first use)."""
+    from paper_repro import training as T
+
+    cfg = ExtractorConfig(image_size=image_size, epochs=IN_DOMAIN_EPOCHS[scale])
+    run_dir = T.cached_run_dir("fid_extractor", cfg, data=str(codebrim_root), seed=seed)
+    return train_in_domain_features(codebrim_root, cfg, seed, run_dir, progress)
+
+
+def resolve_extractor(kind: str, *, codebrim_root: str | Path | None = None, image_size: int = 128,
+                      scale: str = "smoke", seed: int = 42, progress: bool = True) -> nn.Module:
+    """``"inception"`` (or raise :class:`InceptionUnavailable`), ``"in-domain"``, ``"random"``, or
+    ``"auto"``: Inception-v3 when its weights are on this machine, else the in-domain CNN, saying so."""
+    if kind == "inception":
+        return InceptionV3Features()
+    if kind == "random":
+        return RandomConvFeatures(seed)
+    if kind not in ("auto", "in-domain"):
+        raise ValueError(f"unknown FID extractor {kind!r}: expected auto, inception, in-domain or random")
+    if kind == "auto":
+        try:
+            return InceptionV3Features()
+        except InceptionUnavailable as err:
+            print(f"FID: Inception-v3 unavailable ({err}).\nFID: using the in-domain extractor instead; "
+                  "its values are not on the paper's scale, compare orderings only.")
+    if codebrim_root is None:
+        raise ValueError("the in-domain extractor needs codebrim_root (the data it is trained on)")
+    return in_domain_extractor(codebrim_root, image_size, scale, seed, progress)
+
+
+# ------------------------------------------------------------------------------------------
+# The distance
+# ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FIDScore:
+    """One FID value with what produced it; ``float(score)`` is the value."""
+
+    value: float
+    extractor: str
+    n_real: int
+    n_fake: int
+
+    def __float__(self) -> float:
+        return self.value
+
+    def __str__(self) -> str:
+        return f"FID {self.value:.2f} [{self.extractor}; {self.n_real} real vs {self.n_fake} generated]"
+
+
+def _batches(images: torch.Tensor | Iterable[torch.Tensor], batch_size: int) -> Iterable[torch.Tensor]:
+    if isinstance(images, torch.Tensor):
+        yield from images.split(batch_size)
+    else:
+        yield from images
+
+
+@torch.no_grad()
+def fid(real: torch.Tensor | Iterable[torch.Tensor], fake: torch.Tensor | Iterable[torch.Tensor],
+        extractor: nn.Module, batch_size: int = 64, device: str | torch.device = "cpu") -> FIDScore:
+    """FID between ``real`` and ``fake`` images ((N, 3, H, W) in [0, 1], or iterables of such batches),
+    on ``extractor``'s features, through torchmetrics' ``FrechetInceptionDistance``."""
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    extractor = extractor.to(device).eval()
+    metric = FrechetInceptionDistance(feature=extractor, normalize=True).to(device)
+    for real_flag, images in ((True, real), (False, fake)):
+        for batch in _batches(images, batch_size):
+            metric.update(batch.to(device).float(), real=real_flag)
+    value = float(metric.compute())
+    return FIDScore(value, getattr(extractor, "name", type(extractor).__name__),
+                    int(metric.real_features_num_samples), int(metric.fake_features_num_samples))
+
+
+def split_halves(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two disjoint random halves of ``range(n)`` (sizes ``n // 2`` each; an odd one out is dropped)."""
+    if n < 4:
+        raise ValueError(f"need at least 4 samples to split into halves, got {n}")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    half = n // 2
+    return perm[:half].sort().values, perm[half:2 * half].sort().values
+
+
+def ideal_synthesizer_fid(real: torch.Tensor, extractor: nn.Module, seed: int = 0, **kwargs) -> FIDScore:
+    """Table 1's "ideal defect synthesizer": FID between two disjoint random halves of the real defects."""
+    first, second = split_halves(len(real), seed)
+    return fid(real[first], real[second], extractor, **kwargs)
+
+
+__all__ = [
+    "INCEPTION_WEIGHTS_FILE", "IN_DOMAIN_EPOCHS", "InceptionUnavailable", "InceptionV3Features",
+    "find_inception_weights", "small_cnn", "RandomConvFeatures", "InDomainFeatures", "ExtractorConfig",
+    "train_in_domain_features", "in_domain_extractor", "resolve_extractor", "FIDScore", "fid",
+    "split_halves", "ideal_synthesizer_fid",
+]
