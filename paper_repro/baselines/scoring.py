@@ -1,0 +1,60 @@
+"""One scoring path for every column of DADNet's Tables 1-4: DADNet and the four baselines alike.
+
+Every method hands over the same predictions (keys of :func:`paper_repro.dadnet.evaluate.predict`):
+``score`` (N,) image scores, ``pred`` (N, 1, H, W) anomaly maps, ``label`` (N,), ``mask`` (N, 1, H, W).
+:func:`score_predictions` turns them into the paper's three numbers (§3.3) with the functions of
+:mod:`paper_repro.metrics` - image AUROC, pixel AUROC, pixel F1 (eq. 20) - plus pixel AP and
+F1-max, in percent.
+
+Pixel F1 (eq. 20) needs binary masks, hence a threshold. DADNet's map M_p is a probability and is
+cut at 0.5 (its own rule). The baselines' maps are unbounded scores; they are cut where anomalib's
+post-processor cuts them - the *F1-adaptive* threshold, the one that maximises the pixel F1 over the
+test set (anomalib computes it on its validation split, which for MVTec AD is the test set). That
+gives the baselines an oracle threshold DADNet does not get; the pixel AP and F1-max columns are
+threshold-free and compare all methods on equal terms.
+"""
+from __future__ import annotations
+
+import torch
+from torchmetrics.functional.classification import binary_precision_recall_curve
+
+from paper_repro import metrics
+
+METRICS = ("image_auroc", "pixel_auroc", "pixel_f1")          # Tables 1, 2, 3
+EXTRA_METRICS = ("pixel_ap", "pixel_f1_max")                  # threshold-free, not in the paper
+
+
+def f1_adaptive_threshold(maps: torch.Tensor, masks: torch.Tensor) -> float:
+    """The map value that maximises the pixel F1 over all pixels (anomalib's F1AdaptiveThreshold rule)."""
+    target = masks.reshape(-1).round().long()
+    precision, recall, thresholds = binary_precision_recall_curve(maps.reshape(-1).float(), target)
+    f1 = 2 * precision * recall / (precision + recall).clamp_min(1e-12)
+    best = int(f1[:-1].argmax()) if len(thresholds) else 0  # the last PR point has no threshold
+    return float(thresholds[best]) if len(thresholds) else 0.5
+
+
+def score_predictions(pred: dict[str, torch.Tensor], threshold: float | str = 0.5) -> dict[str, float]:
+    """The paper's metrics (percent) of one method on one category.
+
+    ``threshold`` binarises ``pred["pred"]`` for eq. (20): a number, or ``"f1_adaptive"``
+    (:func:`f1_adaptive_threshold`, for maps that are not probabilities)."""
+    maps, masks = pred["pred"].float(), pred["mask"].float()
+    cut = f1_adaptive_threshold(maps, masks) if threshold == "f1_adaptive" else float(threshold)
+    values = {
+        "image_auroc": metrics.image_auroc(pred["score"], pred["label"]),
+        "pixel_auroc": metrics.pixel_auroc(maps, masks),
+        "pixel_f1": metrics.pixel_f1(maps, masks, threshold=cut),
+        "pixel_ap": metrics.pixel_ap(maps, masks),
+        "pixel_f1_max": metrics.pixel_f1_max(maps, masks),
+    }
+    return {k: 100 * v for k, v in values.items()}
+
+
+# How each method's map is binarised for eq. (20).
+THRESHOLDS = {"DADNet": 0.5, "FastFlow": "f1_adaptive", "PaDiM": "f1_adaptive", "RD": "f1_adaptive",
+              "STFPM": "f1_adaptive"}
+
+
+def threshold_for(method: str) -> float | str:
+    """DADNet variants (any name not a baseline) use 0.5 on M_p; the baselines the F1-adaptive cut."""
+    return THRESHOLDS.get(method, 0.5)
