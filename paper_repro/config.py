@@ -156,12 +156,13 @@ PAPER_DEFAULTS: dict[str, Any] = {
 # Small-scale overrides: sizes and counts only. ``full`` overrides nothing.
 SCALE_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
     "defect_gan": {
-        "smoke": dict(image_size=32, batch_size=2, iterations=4, conv_dim=8, n_res_blocks=1,
+        "smoke": dict(image_size=32, batch_size=2, iterations=10, conv_dim=8, n_res_blocks=1,
                       d_conv_dim=8, d_repeat=3, spade_hidden=16, extra_normals=16,
-                      n_synthesized=16, log_every=1, sample_every=2, checkpoint_every=2),
-        "demo": dict(image_size=64, batch_size=8, iterations=2_000, conv_dim=32, n_res_blocks=3,
-                     d_conv_dim=32, d_repeat=5, spade_hidden=64, extra_normals=2_000,
-                     n_synthesized=1_000, log_every=20, sample_every=250, checkpoint_every=250),
+                      n_synthesized=16, log_every=1, sample_every=5, checkpoint_every=5),
+        # demo: sized for <= 10 min of CPU training (2 cores); 4,000 critic / 800 generator updates.
+        "demo": dict(image_size=64, batch_size=4, iterations=4_000, conv_dim=16, n_res_blocks=3,
+                     d_conv_dim=16, d_repeat=5, spade_hidden=32, extra_normals=2_000,
+                     n_synthesized=1_000, log_every=20, sample_every=500, checkpoint_every=500),
         "full": {},
     },
     "detection": {

@@ -1,5 +1,6 @@
 """Defect-GAN trainer: exact resume, DDP on the CPU (gloo, 2 processes), schedule, logs."""
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -89,10 +90,17 @@ def test_ddp_two_cpu_processes_with_gloo(tmp_path):
     script = tmp_path / "ddp_train.py"
     script.write_text(DDP_SCRIPT)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(
+    proc = subprocess.Popen(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
          str(script), str(tmp_path / "run"), str(Path(__file__).parent)],
-        capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.count("DDP-OK") == 2
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
+        start_new_session=True)  # its own process group, so a timeout ends the workers too
+    try:
+        stdout, stderr = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    assert proc.returncode == 0, stderr[-3000:]
+    assert stdout.count("DDP-OK") == 2
     assert T.latest_checkpoint(tmp_path / "run").name == "checkpoint_00000005.safetensors"

@@ -79,3 +79,66 @@ class TrainingData:
         """In-memory pools (tests, notebooks): images already in [-1, 1]."""
         classes = classes or [f"class{i}" for i in range(labels.shape[1])]
         return cls(normals.__getitem__, len(normals), defects.__getitem__, labels, classes, seed)
+
+
+def _to_gan_range(item: dict) -> torch.Tensor:
+    return item["image"] * 2 - 1  # [0, 1] -> [-1, 1]
+
+
+def _in_memory(dataset, indices, desc: str) -> torch.Tensor:
+    from tqdm.auto import tqdm
+
+    images = [dataset[i]["image"] for i in tqdm(indices, desc=desc, mininterval=2, leave=False)]
+    return (torch.stack(images) * 255).round().to(torch.uint8)
+
+
+def load_training_data(cfg, data_root: str | Path | None = None, scale: str | None = None,
+                       seed: int = 42, normals_dir: str | Path | None = None,
+                       preload_limit_bytes: int = 512 * 2**20) -> TrainingData:
+    """The §4.1 training set: CODEBRIM ``train`` (bundled synthetic set if ``data_root`` is None)
+    split into normals and defects, plus ``cfg.extra_normals`` extra normals from
+    :class:`paper_repro.data.NormalPool` (procedural concrete for the bundled set; crops of
+    ``normals_dir``, default ``<root>/train/background``, for a real root).
+
+    Pools small enough (as uint8, under ``preload_limit_bytes``) are read once into memory."""
+    from paper_repro.data import CODEBRIM, CODEBRIM_CLASSES, NormalPool, bundled_root
+    from paper_repro.errors import UserError
+
+    if data_root is None:
+        root = bundled_root("codebrim", scale or "smoke", seed=seed)
+        pool_source = normals_dir
+    else:
+        root = Path(data_root).expanduser()
+        pool_source = normals_dir
+    codebrim = CODEBRIM(root, "train", image_size=cfg.image_size)
+    if pool_source is None and data_root is not None:
+        pool_source = next((p for p in [codebrim.root / "train" / "background"] if p.is_dir()), None)
+    labels = codebrim.labels
+    defect_labels = labels[:, 1:]  # drop "Background": C = 5 defect classes
+    is_normal = defect_labels.sum(1) == 0
+    normal_idx = torch.nonzero(is_normal).flatten().tolist()
+    defect_idx = torch.nonzero(~is_normal).flatten().tolist()
+    if not defect_idx:
+        raise UserError(f"{codebrim.root}: the train split has no defect images; Defect-GAN needs "
+                        f"some (records with a defect class set to 1)")
+    pool = NormalPool(pool_source, cfg.extra_normals, cfg.image_size, seed) if cfg.extra_normals else None
+    n_pool = len(pool) if pool is not None else 0
+    n_normals = len(normal_idx) + n_pool
+    if n_normals == 0:
+        raise UserError(f"{codebrim.root}: no normal images (Background-only records) and no extra normals")
+    per_image = 3 * cfg.image_size ** 2
+    if (n_normals + len(defect_idx)) * per_image <= preload_limit_bytes:
+        normals = _in_memory(codebrim, normal_idx, "normals")
+        if pool is not None:
+            normals = torch.cat([normals, _in_memory(pool, range(n_pool), "extra normals")])
+        defects = _in_memory(codebrim, defect_idx, "defects")
+        get_normal = lambda i: normals[i].float() / 127.5 - 1  # noqa: E731
+        get_defect = lambda i: defects[i].float() / 127.5 - 1  # noqa: E731
+    else:
+        def get_normal(i):
+            return _to_gan_range(codebrim[normal_idx[i]] if i < len(normal_idx) else pool[i - len(normal_idx)])
+
+        def get_defect(i):
+            return _to_gan_range(codebrim[defect_idx[i]])
+    return TrainingData(get_normal, n_normals, get_defect, defect_labels[defect_idx],
+                        CODEBRIM_CLASSES[1:], seed)

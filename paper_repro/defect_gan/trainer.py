@@ -24,6 +24,7 @@ from paper_repro.defect_gan.losses import LossWeights, discriminator_loss, gener
 from paper_repro.errors import UserError
 
 ABLATION_FLAGS = ("scc", "ani", "lwc", "sc")
+CODE_VERSION = 1  # part of the cached-run key: bump when a change makes old trained runs stale
 
 
 def make_config(scale: str, **overrides):
@@ -171,7 +172,8 @@ def pretrained_or_train(scale: str, data_root: str | Path | None = None, device:
     from paper_repro.defect_gan.data import load_training_data
 
     cfg = make_config(scale, **overrides)
-    run_dir = T.cached_run_dir("defect_gan", cfg, data=str(data_root or f"bundled-{scale}"), seed=seed)
+    run_dir = T.cached_run_dir("defect_gan", cfg, data=str(data_root or f"bundled-{scale}"), seed=seed,
+                               code=CODE_VERSION)
     if not is_finished(run_dir, cfg):
         data = load_training_data(cfg, data_root, scale=scale, seed=seed)
         train(cfg, run_dir, data, device=device, seed=seed, resume=True, progress=progress)
