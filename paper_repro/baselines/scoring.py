@@ -33,15 +33,32 @@ def f1_adaptive_threshold(maps: torch.Tensor, masks: torch.Tensor) -> float:
     return float(thresholds[best]) if len(thresholds) else 0.5
 
 
+def unit_range(x: torch.Tensor) -> torch.Tensor:
+    """Min-max normalisation into [0, 1] (anomalib's post-processing of raw scores); monotone, so
+    AUROC, AP and F1-max are unchanged by it."""
+    x = x.double()
+    lo, hi = x.min(), x.max()
+    return ((x - lo) / (hi - lo) if hi > lo else torch.zeros_like(x)).float()
+
+
 def score_predictions(pred: dict[str, torch.Tensor], threshold: float | str = 0.5) -> dict[str, float]:
     """The paper's metrics (percent) of one method on one category.
 
-    ``threshold`` binarises ``pred["pred"]`` for eq. (20): a number, or ``"f1_adaptive"``
-    (:func:`f1_adaptive_threshold`, for maps that are not probabilities)."""
-    maps, masks = pred["pred"].float(), pred["mask"].float()
-    cut = f1_adaptive_threshold(maps, masks) if threshold == "f1_adaptive" else float(threshold)
+    ``threshold`` binarises ``pred["pred"]`` for eq. (20): a number (the maps must then be
+    probabilities in [0, 1]), or ``"f1_adaptive"`` for raw, unbounded scores. Raw maps and image
+    scores are first min-max normalised over the test set: besides being anomalib's convention, this
+    matters because torchmetrics reads values outside [0, 1] as logits and squashes them with a
+    sigmoid, which in float32 ties every score above ~17 at 1.0 and would corrupt the AUROCs."""
+    maps, masks, scores = pred["pred"].float(), pred["mask"].float(), pred["score"].float()
+    if threshold == "f1_adaptive":
+        maps, scores = unit_range(maps), unit_range(scores)
+        cut = f1_adaptive_threshold(maps, masks)
+    else:
+        if maps.min() < 0 or maps.max() > 1:
+            raise ValueError("maps outside [0, 1] are not probabilities: use threshold='f1_adaptive'")
+        cut = float(threshold)
     values = {
-        "image_auroc": metrics.image_auroc(pred["score"], pred["label"]),
+        "image_auroc": metrics.image_auroc(scores, pred["label"]),
         "pixel_auroc": metrics.pixel_auroc(maps, masks),
         "pixel_f1": metrics.pixel_f1(maps, masks, threshold=cut),
         "pixel_ap": metrics.pixel_ap(maps, masks),

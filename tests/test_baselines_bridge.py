@@ -1,0 +1,72 @@
+"""The bridge: Defect-GAN samples as pseudo-anomalies in DADNet's own format."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from paper_repro.baselines import bridge
+from paper_repro.compose import compose
+from paper_repro.dadnet.pseudo import PseudoAnomalies
+from paper_repro.defect_gan.generator import Generator
+
+
+@pytest.fixture(scope="module")
+def generator():
+    torch.manual_seed(0)
+    return Generator(5, conv_dim=4, n_res_blocks=1, spade_hidden=8).eval()
+
+
+@pytest.mark.parametrize("placement", ["mask", "own"])
+def test_bank_has_dadnets_format_and_labels(generator, placement):
+    normals = torch.rand(3, 3, 32, 32)
+    bank = bridge.defect_gan_bank(generator, normals, placement, variants=2, seed=1, gan_size=16, progress=False)
+    assert bank["D"].shape == (6, 3, 32, 32) and bank["D"].dtype == torch.uint8
+    assert bank["M"].shape == (6, 1, 32, 32) and set(bank["M"].unique().tolist()) <= {0, 1}
+    assert bank["index"].tolist() == [0, 1, 2, 0, 1, 2]
+    assert bank["prompt"].min() >= 0 and bank["prompt"].max() < 5
+    again = bridge.defect_gan_bank(generator, normals, placement, variants=2, seed=1, gan_size=16, progress=False)
+    assert all(torch.equal(bank[k], again[k]) for k in bank)  # deterministic given the seed
+    if placement == "mask":  # the label is DADNet's random mask M_g of the same (seed, variant, index)
+        from paper_repro.dadnet.masks import random_mask, sample_rng
+
+        rng = sample_rng(1, 7, 1, 2)
+        rng.integers(5)  # the class draw comes first
+        assert torch.equal(bank["M"][5].float(), random_mask(32, rng))
+    # DADNet's data set composes them with eq. (6), like SDGM's
+    data = PseudoAnomalies(normals, "sdgm", seed=0, bank=bank, p_anomaly=1.0)
+    item = data[0]
+    k = [int(i) for i in torch.nonzero(bank["index"] == 0).flatten()]
+    candidates = [compose(normals[0], bank["D"][j].float() / 255, bank["M"][j].float()) for j in k]
+    assert any(torch.allclose(item["anomalous"], c) for c in candidates)
+
+
+def test_own_maps_label_where_the_generator_puts_its_map(generator):
+    normals = torch.rand(2, 3, 16, 16)
+    bank = bridge.defect_gan_bank(generator, normals, "own", seed=3, gan_size=16, progress=False)
+    from paper_repro.defect_gan.control import synthesize
+    import torch.nn.functional as F
+
+    classes = bank["prompt"]
+    out = synthesize(generator, normals * 2 - 1, F.one_hot(classes, 5).float())
+    assert torch.equal(bank["M"].bool(), out.mask > 0.5)
+
+
+def test_adapter_feeds_the_bank_to_dadnets_trainer_and_restores_it(generator):
+    from paper_repro.dadnet import trainer
+
+    original = trainer.make_dataset
+    bank = bridge.defect_gan_bank(generator, torch.rand(2, 3, 16, 16), "mask", seed=0, gan_size=16, progress=False)
+    with bridge._dataset_from_bank(bank):
+        assert trainer.make_dataset is not original
+    assert trainer.make_dataset is original
+    with pytest.raises(RuntimeError):
+        with bridge._dataset_from_bank(bank):
+            raise RuntimeError("training failed")
+    assert trainer.make_dataset is original
+
+
+def test_sources_and_default_category():
+    assert bridge.SOURCES == ("DGM", "SDGM", "Defect-GAN in M_g", "Defect-GAN own maps")
+    assert bridge.default_category(None) == "concrete" and bridge.default_category("/data/mvtec") == "tile"
+    with pytest.raises(ValueError):
+        bridge.source_run("Defect-GAN in M_g", "smoke", "concrete", generator=None)
