@@ -8,6 +8,8 @@ learns how much stochastic variation each depth needs):
 """
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import nn
 
@@ -21,3 +23,20 @@ class NoiseInjection(nn.Module):
         if noise is None:
             noise = torch.randn(x.shape[0], 1, *x.shape[2:], device=x.device, dtype=x.dtype)
         return x + self.weight * noise
+
+
+@contextlib.contextmanager
+def noise_scaled(module: nn.Module, factor: float):
+    """Temporarily multiply every learned noise scalar in ``module`` by ``factor`` (0 switches the
+    stochastic variation off), restoring them afterwards."""
+    injections = [m for m in module.modules() if isinstance(m, NoiseInjection)]
+    saved = [m.weight.detach().clone() for m in injections]
+    try:
+        with torch.no_grad():
+            for m in injections:
+                m.weight.mul_(factor)
+        yield module
+    finally:
+        with torch.no_grad():
+            for m, w in zip(injections, saved):
+                m.weight.copy_(w)
