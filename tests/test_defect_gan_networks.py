@@ -106,3 +106,16 @@ def test_ablation_flags_change_the_parameter_set():
     assert _names(no_sc) == _names(full)  # SC is a loss switch: same networks, fewer loss terms
     with pytest.raises(Exception, match="SC"):
         build_networks(make_config("smoke", lwc=False), 5)
+
+
+def test_cli_ablation_names_map_to_table2_rows():
+    from paper_repro.defect_gan.cli import parse_ablation
+    from paper_repro.errors import UserError
+
+    assert parse_ablation("stargan") == {"scc": False, "ani": False, "lwc": False, "sc": False}
+    assert parse_ablation("stargan+spade") == {"ani": False, "lwc": False, "sc": False}
+    assert parse_ablation("lwc") == {"lwc": False, "sc": False}  # SC acts on LWC's maps
+    assert parse_ablation("ani, sc") == {"ani": False, "sc": False}
+    assert parse_ablation(None) == {}
+    with pytest.raises(UserError, match="--ablation"):
+        parse_ablation("dropout")
