@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -35,7 +36,10 @@ METHODS = ("FastFlow", "PaDiM", "RD", "STFPM")  # the column order of DADNet's T
 def require_anomalib():
     """Import anomalib, or raise a :class:`UserError` naming the extra to install."""
     try:
-        import anomalib
+        with warnings.catch_warnings():  # deprecation notices of timm/anomalib internals, not ours
+            warnings.simplefilter("ignore", FutureWarning)
+            import anomalib
+            import anomalib.models  # noqa: F401
     except ImportError as err:  # pragma: no cover - depends on the environment
         raise UserError("the baselines need anomalib: pip install '.[baselines]' (or pip install anomalib)") from err
     return anomalib
