@@ -166,8 +166,8 @@ SCALE_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
         "full": {},
     },
     "detection": {
-        "smoke": dict(image_size=32, batch_size=8, epochs=1, n_synthesized=8, max_train_samples=16),
-        "demo": dict(image_size=32, batch_size=16, epochs=3, n_synthesized=240),
+        "smoke": dict(image_size=32, batch_size=8, epochs=1, n_synthesized=16),
+        "demo": dict(image_size=64, batch_size=16, epochs=8, n_synthesized=1_000),
         "full": {},
     },
     "dadnet": {
