@@ -60,3 +60,40 @@ def test_sdgm_pseudo_anomalies_train(tmp_path):
     train(cfg, tmp_path / "s", None, "tile", scale="smoke", pseudo="sdgm", progress=False)
     saved = T.read_run_config(tmp_path / "s")
     assert saved["pseudo"] == "sdgm" and saved["sd_model"] == "tiny"
+
+
+DDP_SCRIPT = """
+import sys, torch
+from paper_repro.config import get_config
+from paper_repro.dadnet.trainer import train
+cfg = get_config("dadnet", "smoke", image_size=32, recon_width=4, disc_width=4, batch_size=4, epochs=1)
+run = sys.argv[1]
+train(cfg, run, None, "tile", scale="smoke", progress=False)
+rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+print("DDP-OK", rank)
+"""
+
+
+def test_ddp_two_cpu_processes_with_gloo(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    script = tmp_path / "ddp_dadnet.py"
+    script.write_text(DDP_SCRIPT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         str(script), str(tmp_path / "run")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    assert proc.returncode == 0, stderr[-3000:]
+    assert stdout.count("DDP-OK") == 2
+    assert T.latest_checkpoint(tmp_path / "run").name == "checkpoint_00000001.safetensors"
+    assert len((tmp_path / "run" / "log.csv").read_text().splitlines()) == 2

@@ -23,7 +23,7 @@ def register(subparsers) -> None:
     tr.add_argument("--sd-model", default="tiny",
                     help="SDGM checkpoint: 'tiny' (offline random), a folder or a model id")
     tr.add_argument("--resume", action="store_true", help="continue the run in --out")
-    tr.add_argument("--epochs", type=int, default=None, help="override the scale's epoch count")
+    tr.add_argument("--epochs", type=int, default=None, help="override the scale's epoch count (lr milestones scale with it)")
     tr.add_argument("--device", default="cpu")
     tr.set_defaults(func=_train)
 
@@ -38,8 +38,10 @@ def register(subparsers) -> None:
 def _train(args: argparse.Namespace) -> int:
     from paper_repro.dadnet.trainer import train
 
-    overrides = {"epochs": args.epochs} if args.epochs else {}
-    cfg = get_config("dadnet", args.scale, **overrides)
+    cfg = get_config("dadnet", args.scale)
+    if args.epochs:  # keep the learning-rate milestones at the same fractions of the run
+        cfg = get_config("dadnet", args.scale, epochs=args.epochs, lr_milestones=tuple(
+            max(1, round(m * args.epochs / cfg.epochs)) for m in cfg.lr_milestones))
     train(cfg, Path(args.out), args.data, args.category, scale=args.scale, pseudo=args.pseudo,
           dram=not args.no_dram, sd_model=args.sd_model, device=args.device, resume=args.resume)
     print(f"trained {args.category} ({args.pseudo}, DRAM {'off' if args.no_dram else 'on'}) -> {args.out}")

@@ -1,8 +1,9 @@
 """DGM, the ablation's pseudo-anomalies (DADNet §3.4.3, Table 4, Fig. 7b): noise or a foreign
 texture pasted into a random mask M_g with a random opacity, as DRAEM makes its anomalies.
 
-DRAEM takes its textures from DTD, which cannot be downloaded here; this module draws them from the
-bundled procedural texture generator instead (:func:`paper_repro.data.textures.texture`).
+DRAEM takes its textures from DTD, a fixed set of photographs, which cannot be downloaded here; this
+module draws a fixed bank of textures from the bundled procedural generator instead
+(:func:`paper_repro.data.textures.texture`) and augments a random one per sample.
 For each sample, with probability ``1 - p_anomaly`` the image is returned unchanged with an empty
 mask (DRAEM trains on half normal, half anomalous inputs); otherwise
 
@@ -10,6 +11,8 @@ mask (DRAEM trains on half normal, half anomalous inputs); otherwise
     A = compose(I, foreground, M_g)                           (the same eq. (6) SDGM uses)
 """
 from __future__ import annotations
+
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -28,12 +31,22 @@ def noise_source(size: int, rng: np.random.Generator) -> torch.Tensor:
     return F.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False)[0]
 
 
-def texture_source(size: int, rng: np.random.Generator) -> torch.Tensor:
-    """A random procedural texture, randomly recoloured, rotated and inverted, ``(3, size, size)``."""
+@lru_cache(maxsize=4)
+def texture_bank(size: int, n: int = 48, seed: int = 0) -> torch.Tensor:
+    """The anomaly-source textures (DRAEM's DTD stand-in): ``n`` procedural textures of every family,
+    ``(n, 3, size, size)`` in [0, 1], the same for every run (drawn once per process)."""
     from paper_repro.data.textures import FAMILIES, texture
 
-    family = sorted(FAMILIES)[int(rng.integers(len(FAMILIES)))]
-    tex = torch.from_numpy(np.ascontiguousarray(texture(family, rng, size))).permute(2, 0, 1).float()
+    families = sorted(FAMILIES)
+    rng = np.random.default_rng(seed)
+    return torch.stack([torch.from_numpy(np.ascontiguousarray(texture(families[i % len(families)], rng, size)))
+                        .permute(2, 0, 1).float() for i in range(n)])
+
+
+def texture_source(size: int, rng: np.random.Generator) -> torch.Tensor:
+    """A texture of the bank, randomly rotated, recoloured and inverted, ``(3, size, size)``."""
+    bank = texture_bank(size)
+    tex = bank[int(rng.integers(len(bank)))]
     tex = torch.rot90(tex, int(rng.integers(4)), dims=(1, 2))
     tex = tex[torch.from_numpy(rng.permutation(3))]          # swap colour channels
     if rng.random() < 0.3:
