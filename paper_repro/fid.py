@@ -67,9 +67,9 @@ class InceptionV3Features(nn.Module):
         path = find_inception_weights(weights_path)
         if path is None and not allow_download:
             raise InceptionUnavailable(
-                f"Inception-v3 weights not found: put {INCEPTION_WEIGHTS_FILE} (from torch-fidelity's "
-                f"release v0.2.0) in {Path(torch.hub.get_dir()) / 'checkpoints'} or point "
-                f"$PAPER_REPRO_INCEPTION_WEIGHTS at it; offline, use the in-domain extractor")
+                f"Inception-v3 weights not found: put {INCEPTION_WEIGHTS_FILE} (torch-fidelity release "
+                f"v0.2.0) in torch hub's cache (torch.hub.get_dir()/checkpoints) or point "
+                f"$PAPER_REPRO_INCEPTION_WEIGHTS at it")
         if path is not None:
             try:
                 torch.load(path, map_location="cpu", weights_only=True)  # tensors only, or refuse
@@ -126,17 +126,24 @@ class RandomConvFeatures(nn.Module):
 
 
 class InDomainFeatures(nn.Module):
-    """:func:`small_cnn` trained to classify CODEBRIM's labels; its pooled features feed the FID."""
+    """:func:`small_cnn` trained to classify CODEBRIM's labels; its pooled features feed the FID.
+
+    The features are standardised per dimension with the mean and standard deviation they have on
+    the training images (fixed once training ends), so FID is in units of "real-data feature
+    variance" rather than of whatever scale the ReLU activations happen to have.
+    """
 
     def __init__(self, num_classes: int = 6, widths: Sequence[int] = (16, 32, 64, 64), name: str = ""):
         super().__init__()
         self.body = small_cnn(widths)
         self.head = nn.Linear(widths[-1], num_classes)
+        self.register_buffer("center", torch.zeros(widths[-1]))
+        self.register_buffer("spread", torch.ones(widths[-1]))
         self.num_features = widths[-1]
         self.name = name or f"in-domain CNN-{widths[-1]}d"
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.body(images)
+        return (self.body(images) - self.center) / self.spread
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(images))
@@ -151,6 +158,7 @@ class ExtractorConfig:
     batch_size: int = 32
     lr: float = 1e-3
     widths: tuple[int, ...] = (16, 32, 64, 64)
+    version: int = 2  # bump when the extractor's code changes, so cached weights are not reused
 
 
 def train_in_domain_features(codebrim_root: str | Path, cfg: ExtractorConfig, seed: int = 42,
@@ -187,6 +195,10 @@ def train_in_domain_features(codebrim_root: str | Path, cfg: ExtractorConfig, se
                 loss.backward()
                 optimizer.step()
     model.eval()
+    with torch.no_grad():
+        features = torch.cat([model.body(batch["image"]) for batch in DataLoader(data, batch_size=64)])
+        model.center.copy_(features.mean(0))
+        model.spread.copy_(features.std(0).clamp_min(1e-6))
     if weights is not None:
         T.write_run_config(weights.parent, cfg, seed=seed, name=label)
         T.save_checkpoint(weights, modules={"net": model}, step=cfg.epochs)
