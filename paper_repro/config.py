@@ -105,7 +105,8 @@ class DetectionConfig:
     epochs: int = 100  # "until convergence": an upper bound, the validation set picks the epoch
     backbones: tuple[str, ...] = ("resnet34", "densenet121")
     grl_coefficient: float = 1.0  # gradient-reversal strength (Ganin & Lempitsky 2015)
-    n_synthesized: int = 50_000
+    n_synthesized: int = 50_000  # §4.2: 50,000 synthesized defects (+ restored normals for balance)
+    max_train_samples: int = 0  # 0: the whole training set; smoke draws a few batches to stay fast
 
 
 # --------------------------------------------------------------------------------------------
@@ -166,8 +167,8 @@ SCALE_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
         "full": {},
     },
     "detection": {
-        "smoke": dict(image_size=32, batch_size=8, epochs=1, n_synthesized=16),
-        "demo": dict(image_size=64, batch_size=16, epochs=8, n_synthesized=1_000),
+        "smoke": dict(image_size=32, batch_size=8, epochs=1, n_synthesized=8, max_train_samples=8),
+        "demo": dict(image_size=32, batch_size=16, epochs=2, n_synthesized=240, max_train_samples=480),
         "full": {},
     },
     "dadnet": {
