@@ -95,7 +95,6 @@ def chapter_setup(scale: str | None = None, device: str = "cpu", data_root: str 
         results_dir=Path(results_dir) if results_dir else None,
     )
     seed_everything(ctx.seed)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     _plot_style()
     print(ctx.banner())
     return ctx
