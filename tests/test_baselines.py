@@ -225,3 +225,29 @@ def test_stfpm_builds_offline_and_backbone_weights_load_from_a_file(tmp_path):
     assert "weights from r18.safetensors" in A.BaselineConfig("PaDiM", pretrained="x/r18.safetensors").describe_backbone()
     with pytest.raises(UserError, match="not found"):
         A.build(A.BaselineConfig("PaDiM", image_size=32, pretrained=str(tmp_path / "missing.pth")))
+
+
+def test_cli_tables_passes_runs_and_writes_the_three_tables(monkeypatch, tmp_path, capsys):
+    import argparse
+
+    from paper_repro.baselines import cli
+
+    calls = {}
+
+    def fake_comparison(scale, runs, methods, data, device, seed, pretrained):
+        calls.update(scale=scale, runs=runs, methods=methods, pretrained=pretrained)
+        return pd.DataFrame([{"method": m, "category": "tile", "run": r, "image_auroc": 50.0 + r,
+                              "pixel_auroc": 60.0, "pixel_f1": 5.0} for m in methods for r in range(runs)])
+
+    monkeypatch.setattr(E, "comparison", fake_comparison)
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["baselines", "tables", "--scale", "smoke", "--runs", "3", "--methods", "PaDiM,DADNet",
+                              "--pretrained", "none", "--out", str(tmp_path)])
+    assert args.func(args) == 0
+    assert calls == {"scale": "smoke", "runs": 3, "methods": ["PaDiM", "DADNet"], "pretrained": False}
+    written = sorted(p.name for p in tmp_path.iterdir())
+    assert written == sorted(f"dadnet_table{i}_baselines.{ext}" for i in (1, 2, 3) for ext in ("csv", "md"))
+    table1 = pd.read_csv(tmp_path / "dadnet_table1_baselines.csv")
+    assert table1[(table1.category == "tile") & (table1.method == "PaDiM")]["this run"].item() == 51.0  # mean of 3
+    assert "runs=3" in capsys.readouterr().out

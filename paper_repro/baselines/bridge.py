@@ -188,3 +188,26 @@ def training_samples(source: str, scale: str, category: str, data_root=None, see
         bank = cached_bank(generator, normals, PLACEMENTS[source], seed, progress=False)
         data = PseudoAnomalies(normals, "sdgm", seed=seed, bank=bank, p_anomaly=1.0)
     return [(data[i]["anomalous"], data[i]["mask"]) for i in range(min(n, len(data)))]
+
+
+def compare_sources(scale: str, category: str, runs: int = 1, data_root=None, device: str = "cpu",
+                    seed: int = 42, generator: Path | None = None, progress: bool = True,
+                    **overrides) -> tuple["pd.DataFrame", dict[str, dict[str, torch.Tensor]]]:
+    """Train (or reuse) the detector of every source, run ``r`` with seed ``seed + r``, and score it on
+    the category's test split with the one scoring path (DADNet's 0.5 cut of M_p). Returns one row per
+    (source, run) and the first run's predictions per source."""
+    import pandas as pd
+
+    from paper_repro.baselines.scoring import score_predictions
+    from paper_repro.dadnet.evaluate import evaluate
+
+    rows, predictions = [], {}
+    for run in range(runs):
+        for source in SOURCES:
+            run_dir = source_run(source, scale, category, data_root, device, seed + run, generator,
+                                 progress, **overrides)
+            _, pred = evaluate(run_dir, data_root, category, device=device, progress=False)
+            rows.append({"source": source, "run": run, **score_predictions(pred, 0.5)})
+            if run == 0:
+                predictions[source] = pred
+    return pd.DataFrame(rows), predictions
