@@ -212,9 +212,12 @@ def tiny_sdgm_dir() -> Path:
     return folder
 
 
-def load_sdgm(model: str | Path = TINY, local_files_only: bool = True,
+def load_sdgm(model: str | Path = TINY, local_files_only: bool | None = None,
               device: torch.device | str = "cpu") -> SDGMComponents:
     """Load the components of ``model``: ``"tiny"``, a local folder, or a Hugging Face model id.
+
+    ``local_files_only`` defaults to True (a model id is read from the Hugging Face cache, e.g. after
+    ``huggingface-cli download <id>``); set ``PAPER_REPRO_SD_DOWNLOAD=1`` to let a model id download.
 
     The scheduler is DDIM built from the checkpoint's own noise schedule. A checkpoint that cannot be
     found (offline, wrong id, missing files) raises :class:`UserError` naming it.
@@ -224,6 +227,10 @@ def load_sdgm(model: str | Path = TINY, local_files_only: bool = True,
 
     is_tiny = str(model) == TINY
     path = str(tiny_sdgm_dir()) if is_tiny else str(model)
+    if local_files_only is None:
+        import os
+
+        local_files_only = is_tiny or os.environ.get("PAPER_REPRO_SD_DOWNLOAD", "0") != "1"
     kw = dict(local_files_only=local_files_only)
     dkw = dict(kw, low_cpu_mem_usage=False)  # without `accelerate` installed, say so up front
     try:
