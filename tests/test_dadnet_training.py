@@ -97,3 +97,11 @@ def test_ddp_two_cpu_processes_with_gloo(tmp_path):
     assert stdout.count("DDP-OK") == 2
     assert T.latest_checkpoint(tmp_path / "run").name == "checkpoint_00000001.safetensors"
     assert len((tmp_path / "run" / "log.csv").read_text().splitlines()) == 2
+
+
+def test_main_cli_reports_a_missing_run_as_one_line(tmp_path, capsys):
+    from paper_repro.cli import main
+
+    assert main(["dadnet", "eval", "--run", str(tmp_path / "no-run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "run.json" in err and len(err.splitlines()) == 1
