@@ -12,7 +12,11 @@ Anomaly detection (DADNet §3.3):
 - :func:`pixel_ap` and :func:`pixel_f1_max` - pixel average precision and the best pixel F1 over all
   thresholds, which the anomaly-detection literature (and anomalib) also reports.
 
-All return Python floats in [0, 1]. (FID is added to this module by the Defect-GAN side.)
+All return Python floats in [0, 1].
+
+Image synthesis (Defect-GAN §4.1): :func:`fid` and the split-half :func:`ideal_synthesizer_fid`, with
+named feature extractors (:func:`resolve_extractor`), live in :mod:`paper_repro.fid` and are
+re-exported here.
 """
 from __future__ import annotations
 
@@ -21,6 +25,9 @@ import torch
 from torchmetrics.functional.classification import (
     binary_auroc, binary_average_precision, binary_precision_recall_curve,
 )
+
+from paper_repro.fid import (FIDScore, InceptionUnavailable, fid, ideal_synthesizer_fid, resolve_extractor,
+                             split_halves)
 
 
 def _flat(x) -> torch.Tensor:
@@ -89,4 +96,7 @@ def pixel_f1(pred_masks, masks, threshold: float = 0.5) -> float:
     return float(f1.mean())
 
 
-__all__ = ["image_auroc", "pixel_auroc", "pixel_ap", "pixel_f1_max", "pixel_f1"]
+__all__ = [
+    "image_auroc", "pixel_auroc", "pixel_ap", "pixel_f1_max", "pixel_f1",
+    "fid", "FIDScore", "ideal_synthesizer_fid", "split_halves", "resolve_extractor", "InceptionUnavailable",
+]

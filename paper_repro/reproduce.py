@@ -99,14 +99,30 @@ class Outcome:
 
 
 def _failure_message(notebook: Path, output: Path, err: Exception) -> str:
-    cell = getattr(err, "cell_index", None)
-    count = getattr(err, "exec_count", None)
+    """One line naming the notebook, the failing cell (counted from 1 in the source notebook, as a
+    reader sees it) with its first line of code, and the exception."""
+    index = getattr(err, "cell_index", None)
+    where = "a cell"
+    if index is not None:
+        # papermill inserts its "injected-parameters" cell after the parameters cell.
+        position = index if _has_injected_cell_before(output, index) else index + 1
+        where = f"cell {position}"
+        source = (str(getattr(err, "source", "") or "").strip().splitlines() or [""])[0]
+        if source:
+            where += f" ({source[:60]})"
     ename, evalue = getattr(err, "ename", type(err).__name__), getattr(err, "evalue", str(err))
-    where = f"cell {cell}" if cell is not None else "a cell"
-    if count is not None:
-        where += f" (execution count {count})"
     first_line = (str(evalue).strip().splitlines() or [""])[0]
     return f"{notebook}: {where} raised {ename}: {first_line} (executed notebook: {output})"
+
+
+def _has_injected_cell_before(output: Path, index: int) -> bool:
+    try:
+        import nbformat
+
+        cells = nbformat.read(output, as_version=4).cells[:index]
+    except Exception:  # no executed notebook to look at: count as written
+        return False
+    return any("injected-parameters" in cell.metadata.get("tags", []) for cell in cells)
 
 
 def run_chapter(book_root: Path, chapter: Path, out: Path, parameters: dict[str, Any], force: bool) -> Outcome:
