@@ -179,7 +179,7 @@ SCALE_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
         # paper's 400/600-of-700 proportions
         "demo": dict(image_size=64, batch_size=8, epochs=40, lr_milestones=(23, 34),
                      recon_width=16, disc_width=16, sd_steps=8, runs=1,
-                     categories=("tile", "wood"), checkpoint_every=5),
+                     categories=("tile", "carpet"), checkpoint_every=5),
         "full": {},
     },
 }
