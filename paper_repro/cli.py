@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "paper_repro.data.cli",
     "paper_repro.defect_gan.cli",
     "paper_repro.dadnet.cli",
+    "paper_repro.baselines.cli",
 )
 
 

@@ -3,7 +3,7 @@
     python -m paper_repro reproduce --scale full --out results/full --data-root /data --device cuda
 
 For each chapter listed in ``_toc.yml`` (in reading order) the runner injects the parameters
-``scale, device, data_root, seed, results_dir`` and writes
+``scale, device, data_root, seed, results_dir`` (and ``runs`` when given) and writes
 
     <out>/notebooks/<chapter>.ipynb     the executed notebook
     <out>/tables/<table>.csv, .md       every table the chapter saved (paper beside this run)
@@ -155,7 +155,7 @@ def run_chapter(book_root: Path, chapter: Path, out: Path, parameters: dict[str,
 
 def reproduce(scale: str, out: Path, only: list[str] | None = None, force: bool = False,
               data_root: str | None = None, device: str = "cpu", seed: int = DEFAULT_SEED,
-              book_root: Path | None = None) -> list[Outcome]:
+              book_root: Path | None = None, runs: int | None = None) -> list[Outcome]:
     """Run the selected chapters; return one :class:`Outcome` per chapter."""
     from tqdm.auto import tqdm
 
@@ -170,6 +170,8 @@ def reproduce(scale: str, out: Path, only: list[str] | None = None, force: bool 
         "scale": scale, "device": device, "seed": seed, "results_dir": str(out / "tables"),
         "data_root": str(Path(data_root).expanduser().resolve()) if data_root else None,
     }
+    if runs is not None:  # chapters that average several runs (DADNet §3.4.1: 3) read `runs`
+        parameters["runs"] = runs
     outcomes = []
     bar = tqdm(chapters, desc=f"reproduce ({scale})", unit="chapter")
     for chapter in bar:
@@ -185,7 +187,7 @@ def _command(args: argparse.Namespace) -> int:
     import sys
 
     outcomes = reproduce(args.scale, Path(args.out), args.only, args.force, args.data_root, args.device,
-                         args.seed, Path(args.book) if args.book else None)
+                         args.seed, Path(args.book) if args.book else None, args.runs)
     failed = [o for o in outcomes if o.status == "failed"]
     counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed")}
     print(f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed; "
@@ -204,8 +206,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--only", action="append", metavar="NAME",
                         help="run only this chapter (name like defect_gan/training or its stem); repeatable, comma-separated")
     parser.add_argument("--force", action="store_true", help="re-run chapters already done")
-    parser.add_argument("--data-root", help="a real data set root (default: the bundled synthetic data)")
+    parser.add_argument("--data-root", help="a real data set, or a folder holding MVTec AD and CODEBRIM side by side "
+                        "(default: the bundled synthetic data)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N (default cpu)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})")
+    parser.add_argument("--runs", type=int, help="independent runs to average, for chapters that take "
+                        "a `runs` parameter (default: each chapter's own; the DADNet paper uses 3)")
     parser.add_argument("--book", help="repository root holding _toc.yml (default: found from here)")
     parser.set_defaults(func=_command)
