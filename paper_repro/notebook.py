@@ -50,36 +50,13 @@ class Chapter:
             from paper_repro.data import bundled_root
 
             return bundled_root(layout, self.scale, seed=self.seed)
+        from paper_repro.data import find_dataset_root
+
         return find_dataset_root(self.data_root, layout)
 
     def banner(self) -> str:
         return (f"scale={self.scale} · device={self.device} · data={self.data_label} · seed={self.seed}"
                 f" · torch {torch.__version__} · {platform.machine()}")
-
-
-def _looks_like(folder: Path, layout: str) -> bool:
-    if layout == "codebrim":
-        return (folder / "metadata" / "defects.xml").is_file()
-    if layout == "mvtec":
-        return any((child / "train" / "good").is_dir() for child in folder.iterdir() if child.is_dir())
-    raise ValueError(f"unknown layout {layout!r}: expected mvtec or codebrim")
-
-
-def find_dataset_root(data_root: str | Path, layout: str) -> Path:
-    """``data_root`` if it is a data set in ``layout``, else its one sub-folder that is; else a UserError."""
-    from paper_repro.errors import UserError
-
-    data_root = Path(data_root).expanduser()
-    if not data_root.is_dir():
-        raise UserError(f"{data_root}: no such data folder")
-    if _looks_like(data_root, layout):
-        return data_root
-    candidates = sorted(c for c in data_root.iterdir() if c.is_dir() and _looks_like(c, layout))
-    if not candidates:
-        expected = {"mvtec": "MVTec AD category folders with train/good/",
-                    "codebrim": "a CODEBRIM root with metadata/defects.xml"}[layout]
-        raise UserError(f"{data_root}: neither it nor a sub-folder holds {expected}")
-    return candidates[0]
 
 
 def chapter_setup(scale: str | None = None, device: str = "cpu", data_root: str | None = None,

@@ -54,18 +54,3 @@ def test_config_table_lists_every_field_at_every_scale():
     image = next(r for r in rows if r["name"] == "image_size")
     assert image["full"] == 128 and image["smoke"] < image["demo"] <= image["full"]
 
-
-def test_one_data_root_serves_both_layouts(tmp_path):
-    from paper_repro.errors import UserError
-    from paper_repro.notebook import find_dataset_root
-
-    (tmp_path / "mvtec_anomaly_detection" / "tile" / "train" / "good").mkdir(parents=True)
-    (tmp_path / "CODEBRIM_classification_dataset" / "metadata").mkdir(parents=True)
-    (tmp_path / "CODEBRIM_classification_dataset" / "metadata" / "defects.xml").write_text("<Defects/>")
-    assert find_dataset_root(tmp_path, "mvtec").name == "mvtec_anomaly_detection"
-    assert find_dataset_root(tmp_path, "codebrim").name == "CODEBRIM_classification_dataset"
-    assert find_dataset_root(tmp_path / "mvtec_anomaly_detection", "mvtec").name == "mvtec_anomaly_detection"
-    with pytest.raises(UserError, match="metadata/defects.xml"):
-        find_dataset_root(tmp_path / "mvtec_anomaly_detection", "codebrim")
-    with pytest.raises(UserError, match="no such data folder"):
-        find_dataset_root(tmp_path / "absent", "mvtec")
