@@ -342,6 +342,20 @@ def read_run_config(run_dir: str | Path) -> dict[str, Any]:
         raise UserError(f"{path}: not valid JSON ({err})") from err
 
 
+def config_from_run(run_dir: str | Path, paper: str):
+    """The ``paper``'s configuration a run was started with (from its ``run.json``), and ``run.json``.
+
+    Fields the run does not record keep the paper's ``full`` values; JSON lists become tuples again.
+    """
+    from paper_repro.config import get_config
+
+    saved = read_run_config(run_dir)
+    config = get_config(paper, "full")
+    names = {f.name for f in dataclasses.fields(config)}
+    values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in saved["config"].items() if k in names}
+    return dataclasses.replace(config, **values), saved
+
+
 def config_hash(config: Any, **extra: Any) -> str:
     """A short stable hash of a configuration (and ``extra``), for cache keys."""
     blob = json.dumps({"config": _jsonable(config), **_jsonable(extra)}, sort_keys=True)
@@ -425,6 +439,6 @@ def iterate_forever(loader: Any) -> Iterator[Any]:
 __all__ = [
     "seed_everything", "resolve_device", "Distributed", "unwrap", "autocast", "grad_scaler",
     "checkpoint_path", "latest_checkpoint", "save_checkpoint", "load_checkpoint", "load_weights",
-    "rng_state", "set_rng_state", "write_run_config", "read_run_config", "config_hash",
+    "rng_state", "set_rng_state", "write_run_config", "read_run_config", "config_from_run", "config_hash",
     "cached_run_dir", "CSVLog", "save_image_grid", "iterate_forever",
 ]

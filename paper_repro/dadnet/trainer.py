@@ -11,7 +11,6 @@ pseudo-anomalies of epoch e are drawn from generators keyed by the seed and e).
 """
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 
@@ -32,11 +31,12 @@ def build_model(cfg, dram: bool = True) -> DADNet:
 
 
 def data_root_for(data_root: str | Path | None, scale: str) -> Path:
-    """``data_root`` itself, or the bundled synthetic MVTec-layout set at ``scale``."""
-    if data_root:
-        return Path(data_root).expanduser()
-    from paper_repro.data import bundled_root
+    """The MVTec-layout set under ``data_root`` (the set itself, or a folder holding it beside
+    CODEBRIM), or the bundled synthetic MVTec-layout set at ``scale``."""
+    from paper_repro.data import bundled_root, find_dataset_root
 
+    if data_root:
+        return find_dataset_root(data_root, "mvtec")
     return bundled_root("mvtec", scale)
 
 
@@ -134,11 +134,7 @@ def train(cfg, run_dir: str | Path, data_root: str | Path | None, category: str,
 
 def config_from_run(run_dir: str | Path):
     """The DADNetConfig and ``run.json`` of a run folder."""
-    saved = T.read_run_config(run_dir)
-    cfg = get_config("dadnet", "full")
-    fields = {f.name for f in dataclasses.fields(cfg)}
-    values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in saved["config"].items() if k in fields}
-    return dataclasses.replace(cfg, **values), saved
+    return T.config_from_run(run_dir, "dadnet")
 
 
 def load_model(run_dir: str | Path, device: str = "cpu") -> tuple[DADNet, object, dict]:

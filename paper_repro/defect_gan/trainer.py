@@ -142,11 +142,7 @@ def train(cfg, run_dir: str | Path, data: TrainingData, device: str = "cpu", see
 
 def config_from_run(run_dir: str | Path):
     """The DefectGANConfig a run was trained with (from its ``run.json``)."""
-    saved = T.read_run_config(run_dir)
-    cfg = get_config("defect_gan", "full")
-    fields = {f.name for f in dataclasses.fields(cfg)}
-    values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in saved["config"].items() if k in fields}
-    return dataclasses.replace(cfg, **values), saved
+    return T.config_from_run(run_dir, "defect_gan")
 
 
 def load_generator(run_dir: str | Path, device: str = "cpu") -> tuple[Generator, list[str]]:
