@@ -33,3 +33,28 @@ def make_notebook(path: Path, cells: list[tuple[str, str]], parameters: str | No
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, path)
     return path
+
+
+def run_torchrun(script: Path, *args: str, cwd: Path, timeout: float = 180, nproc: int = 2) -> str:
+    """Run ``script`` under ``torchrun --standalone --nproc_per_node nproc`` on the CPU (gloo).
+
+    The workers get one thread each and their own process group, so a timeout ends them all.
+    Fails the test with the end of stderr when torchrun exits non-zero; returns stdout.
+    """
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
+         str(script), *map(str, args)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd,
+        env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    assert proc.returncode == 0, stderr[-3000:]
+    return stdout

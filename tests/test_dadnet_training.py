@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from conftest import run_torchrun
 from paper_repro import training as T
 from paper_repro.config import get_config
 from paper_repro.dadnet import cli
@@ -75,25 +76,9 @@ print("DDP-OK", rank)
 
 
 def test_ddp_two_cpu_processes_with_gloo(tmp_path):
-    import os
-    import signal
-    import subprocess
-    import sys
-
     script = tmp_path / "ddp_dadnet.py"
     script.write_text(DDP_SCRIPT)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         str(script), str(tmp_path / "run")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-        env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)
-    try:
-        stdout, stderr = proc.communicate(timeout=180)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        raise
-    assert proc.returncode == 0, stderr[-3000:]
+    stdout = run_torchrun(script, tmp_path / "run", cwd=tmp_path, timeout=180)
     assert stdout.count("DDP-OK") == 2
     assert T.latest_checkpoint(tmp_path / "run").name == "checkpoint_00000001.safetensors"
     assert len((tmp_path / "run" / "log.csv").read_text().splitlines()) == 2

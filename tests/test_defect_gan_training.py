@@ -1,8 +1,4 @@
 """Defect-GAN trainer: exact resume, DDP on the CPU (gloo, 2 processes), schedule, logs."""
-import os
-import signal
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -10,6 +6,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from conftest import run_torchrun
 from paper_repro import training as T
 from paper_repro.defect_gan.data import EpochSampler, TrainingData
 from paper_repro.defect_gan.trainer import learning_rate, load_generator, make_config, train
@@ -89,18 +86,6 @@ DDP_SCRIPT = textwrap.dedent("""
 def test_ddp_two_cpu_processes_with_gloo(tmp_path):
     script = tmp_path / "ddp_train.py"
     script.write_text(DDP_SCRIPT)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         str(script), str(tmp_path / "run"), str(Path(__file__).parent)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
-        start_new_session=True)  # its own process group, so a timeout ends the workers too
-    try:
-        stdout, stderr = proc.communicate(timeout=120)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        raise
-    assert proc.returncode == 0, stderr[-3000:]
+    stdout = run_torchrun(script, tmp_path / "run", Path(__file__).parent, cwd=tmp_path, timeout=120)
     assert stdout.count("DDP-OK") == 2
     assert T.latest_checkpoint(tmp_path / "run").name == "checkpoint_00000005.safetensors"
