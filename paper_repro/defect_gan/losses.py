@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from paper_repro.config import DefectGANConfig
+
 
 # ---- single terms --------------------------------------------------------------------------
 def critic_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
@@ -67,15 +69,18 @@ def sd_constraint_loss(deface_map: torch.Tensor, restore_map: torch.Tensor) -> t
 # ---- one step of each player ----------------------------------------------------------------
 @dataclass(frozen=True)
 class LossWeights:
-    """λ of eq. (11)-(12) and the gradient-penalty weight; ``spatial`` is the SC switch (Table 2)."""
+    """λ of eq. (11)-(12) and the gradient-penalty weight; ``spatial`` is the SC switch (Table 2).
 
-    gp: float = 10.0
-    cls_real: float = 2.0
-    cls_fake: float = 5.0
-    rec: float = 5.0
-    sd_cyc: float = 5.0
-    sd_con: float = 1.0
-    spatial: bool = True
+    The defaults are the paper's values, read from :class:`paper_repro.config.DefectGANConfig`.
+    """
+
+    gp: float = DefectGANConfig.lambda_gp
+    cls_real: float = DefectGANConfig.lambda_cls_real
+    cls_fake: float = DefectGANConfig.lambda_cls_fake
+    rec: float = DefectGANConfig.lambda_rec
+    sd_cyc: float = DefectGANConfig.lambda_sd_cyc
+    sd_con: float = DefectGANConfig.lambda_sd_con
+    spatial: bool = DefectGANConfig.sc
 
     @classmethod
     def from_config(cls, cfg) -> "LossWeights":
