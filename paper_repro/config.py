@@ -8,7 +8,8 @@ Every chapter and CLI command takes a ``scale``:
 - ``full``:  exactly the papers' settings, on a GPU and the real data sets.
 
 The ``full`` values below *are* the papers' hyper-parameters (section cited beside each). The
-smaller scales override sizes and counts only, never the code path.
+smaller scales override sizes and counts, never the code path; the one exception, DADNet's ``demo``
+learning rate, is explained beside it.
 """
 from __future__ import annotations
 
@@ -176,10 +177,14 @@ SCALE_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
                       disc_width=8, sd_steps=2, runs=1, categories=("tile", "wood"),
                       checkpoint_every=1),
         # demo: two categories trained in the book (~10 min of CPU in all); milestones keep the
-        # paper's 400/600-of-700 proportions
-        "demo": dict(image_size=64, batch_size=8, epochs=40, lr_milestones=(23, 34),
+        # paper's 400/600-of-700 proportions. The one hyper-parameter a small scale changes: demo
+        # makes 800 optimiser steps where the paper makes ~21,000, and at lr 1e-4 the detector is
+        # still far from converged by then; 1e-3 (measured on the bundled data, 40 epochs, 64 px):
+        # image / pixel AUROC tile 90.4 / 93.1 -> 95.0 / 96.3, carpet 91.8 / 83.8 -> 90.0 / 86.0,
+        # concrete 95.8 / 92.0 at 1e-3; 2e-3 was worse (carpet 88.4 / 78.7), 80 epochs no better.
+        "demo": dict(image_size=64, batch_size=8, epochs=40, lr=1e-3, lr_milestones=(23, 34),
                      recon_width=16, disc_width=16, sd_steps=8, runs=1,
-                     categories=("tile", "carpet"), checkpoint_every=5),
+                     categories=("tile", "concrete"), checkpoint_every=5),
         "full": {},
     },
 }
