@@ -53,3 +53,9 @@ def test_side_by_side_names_the_run_and_keeps_unmatched_rows(tmp_path):
     assert markdown.startswith(f"*{caption}*") and "| experiment" in markdown
     assert save_table(table, "table4", None) == []
     assert to_markdown(pd.DataFrame({"a": [1.0]})).startswith("|")
+
+
+def test_markdown_keeps_small_numbers_readable():
+    markdown = to_markdown(pd.DataFrame({"value": [2010.39, 65.6, 0.0184, 0.00087]}))
+    for shown in ("2010", "65.6", "0.0184", "0.00087"):
+        assert shown in markdown
