@@ -194,11 +194,15 @@ class RunInfo:
         return f"this run: scale={self.scale}, data={self.dataset}, device={self.device}{extra}"
 
 
+# The ``source`` of a row this run has and the paper does not (a bundled category, say).
+NOT_IN_PAPER = "this run only (not in the paper)"
+
+
 def side_by_side(paper: pd.DataFrame, run: pd.DataFrame, on: Iterable[str], value: str,
                  run_info: RunInfo) -> pd.DataFrame:
     """Join the paper's ``value`` and this run's ``value`` on the key columns ``on``.
 
-    Rows either side lacks stay, with an empty cell; the result has columns ``*on, paper, this run``
+    Rows either side lacks stay, with an empty cell (a row only this run has says so in ``source``); the result has columns ``*on, paper, this run``
     and a ``source`` column naming the paper table. ``run_info`` goes into ``attrs`` and the caption.
     """
     on = list(on)
@@ -207,6 +211,7 @@ def side_by_side(paper: pd.DataFrame, run: pd.DataFrame, on: Iterable[str], valu
     table = left.merge(right, on=on, how="left")  # the paper's rows, in the paper's order
     only_run = right.merge(left[on], on=on, how="left", indicator=True)
     only_run = only_run[only_run["_merge"] == "left_only"].drop(columns="_merge")
+    only_run["source"] = NOT_IN_PAPER
     table = pd.concat([table, only_run], ignore_index=True)[on + ["paper", "this run", "source"]]
     table.attrs["run_info"] = run_info.describe()
     return table

@@ -1,8 +1,8 @@
 import pandas as pd
 import pytest
 
-from paper_repro.results import (DADNET_CATEGORIES, DADNET_METHODS, PAPER_TABLES, RunInfo, dadnet_table,
-                                 paper_table, save_table, side_by_side, to_markdown)
+from paper_repro.results import (DADNET_CATEGORIES, DADNET_METHODS, NOT_IN_PAPER, PAPER_TABLES, RunInfo,
+                                 dadnet_table, paper_table, save_table, side_by_side, to_markdown)
 
 
 def test_every_table_of_both_papers_is_kept_and_cited():
@@ -44,6 +44,7 @@ def test_side_by_side_names_the_run_and_keeps_unmatched_rows(tmp_path):
     row = table.set_index("experiment")
     assert row.loc["DADNet", "paper"] == 98.4 and row.loc["DADNet", "this run"] == 90.0
     assert pd.isna(row.loc["Baseline+SDGM", "this run"]) and pd.isna(row.loc["Defect-GAN samples", "paper"])
+    assert row.loc["Defect-GAN samples", "source"] == NOT_IN_PAPER and "Table 4" in row.loc["DADNet", "source"]
     caption = "this run: scale=smoke, data=bundled synthetic (MVTec layout), device=cpu, pretrained=no"
     assert table.attrs["run_info"] == caption
     written = save_table(table, "table4", tmp_path)
