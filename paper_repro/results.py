@@ -224,7 +224,8 @@ def to_markdown(table: pd.DataFrame, floatfmt: str = ".4g") -> str:
     what they say (".2f" printed the latter as 0.02, and a noise diversity of 0.00087 as 0.00).
     """
     caption = table.attrs.get("run_info")
-    body = table.to_markdown(index=False, floatfmt=floatfmt)
+    cells = table.astype(object).where(table.notna(), None)  # an empty cell, not "nan", where a side has no number
+    body = cells.to_markdown(index=False, floatfmt=floatfmt, missingval="")
     return f"*{caption}*\n\n{body}\n" if caption else f"{body}\n"
 
 

@@ -57,6 +57,7 @@ def test_side_by_side_names_the_run_and_keeps_unmatched_rows(tmp_path):
 
 
 def test_markdown_keeps_small_numbers_readable():
-    markdown = to_markdown(pd.DataFrame({"value": [2010.39, 65.6, 0.0184, 0.00087]}))
+    markdown = to_markdown(pd.DataFrame({"value": [2010.39, 65.6, 0.0184, 0.00087, float("nan")]}))
     for shown in ("2010", "65.6", "0.0184", "0.00087"):
         assert shown in markdown
+    assert "nan" not in markdown  # a missing number is an empty cell
