@@ -202,8 +202,9 @@ def side_by_side(paper: pd.DataFrame, run: pd.DataFrame, on: Iterable[str], valu
                  run_info: RunInfo) -> pd.DataFrame:
     """Join the paper's ``value`` and this run's ``value`` on the key columns ``on``.
 
-    Rows either side lacks stay, with an empty cell (a row only this run has says so in ``source``); the result has columns ``*on, paper, this run``
-    and a ``source`` column naming the paper table. ``run_info`` goes into ``attrs`` and the caption.
+    Rows either side lacks stay, with an empty cell; the result has columns ``*on, paper, this run``
+    and a ``source`` column naming the paper table (:data:`NOT_IN_PAPER` for a row only this run has).
+    ``run_info`` goes into ``attrs`` and the caption.
     """
     on = list(on)
     left = paper[on + [value, "source"]].rename(columns={value: "paper"})
