@@ -141,7 +141,7 @@ def train(cfg, run_dir: str | Path, data: TrainingData, device: str = "cpu", see
 
 
 def config_from_run(run_dir: str | Path):
-    """The DefectGANConfig a run was trained with (from its ``run.json``)."""
+    """The DefectGANConfig a run was trained with, and its ``run.json`` (a pair)."""
     return T.config_from_run(run_dir, "defect_gan")
 
 
