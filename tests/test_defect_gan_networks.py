@@ -54,6 +54,17 @@ def test_composition_with_zero_map_returns_input_exactly():
     assert torch.equal(out.image, x)
 
 
+def test_mask_init_starts_the_map_near_its_value():
+    torch.manual_seed(0)
+    G = Generator(3, conv_dim=4, n_res_blocks=1, spade_hidden=8, mask_init=0.02)
+    assert torch.allclose(torch.sigmoid(G.to_mask.bias), torch.tensor([0.02]))
+    with torch.no_grad():
+        G.to_mask.weight.zero_()
+    out = G(torch.rand(2, 3, 16, 16) * 2 - 1, torch.ones(2, 3))
+    assert torch.allclose(out.mask, torch.full_like(out.mask, 0.02))
+    assert Generator(3, conv_dim=4, n_res_blocks=1, spade_hidden=8).to_mask.bias is None
+
+
 def test_spade_changes_output_only_where_control_changes():
     torch.manual_seed(0)
     spade = SPADE(channels=6, control_channels=3, hidden=8)
@@ -102,7 +113,7 @@ def test_ablation_flags_change_the_parameter_set():
     assert not any("noise" in n or "to_mask" in n for n in _names(spade_only))
     # Each switch removes exactly its own parameters.
     assert _names(full) - _names(no_ani) == {n for n in _names(full) if n.endswith("noise.weight")}
-    assert _names(full) - _names(no_lwc) == {"to_mask.weight"}
+    assert _names(full) - _names(no_lwc) == {n for n in _names(full) if n.startswith("to_mask.")}
     assert _names(no_sc) == _names(full)  # SC is a loss switch: same networks, fewer loss terms
     with pytest.raises(Exception, match="SC"):
         build_networks(make_config("smoke", lwc=False), 5)

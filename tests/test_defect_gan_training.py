@@ -89,3 +89,16 @@ def test_ddp_two_cpu_processes_with_gloo(tmp_path):
     stdout = run_torchrun(script, tmp_path / "run", Path(__file__).parent, cwd=tmp_path, timeout=120)
     assert stdout.count("DDP-OK") == 2
     assert T.latest_checkpoint(tmp_path / "run").name == "checkpoint_00000005.safetensors"
+
+
+def test_runs_from_before_mask_init_load_with_a_bias_free_map_head(tmp_path):
+    import json
+
+    from paper_repro.defect_gan.trainer import config_from_run
+
+    T.write_run_config(tmp_path, make_config("smoke"), classes=["a", "b"])
+    assert config_from_run(tmp_path)[0].mask_init == make_config("smoke").mask_init == 0.02
+    saved = json.loads((tmp_path / "run.json").read_text())
+    del saved["config"]["mask_init"]
+    (tmp_path / "run.json").write_text(json.dumps(saved))
+    assert config_from_run(tmp_path)[0].mask_init is None

@@ -93,7 +93,8 @@ class ResidualBlock(nn.Module):
 
 class Generator(nn.Module):
     def __init__(self, num_classes: int, conv_dim: int = 64, n_res_blocks: int = 6,
-                 spade_hidden: int = 128, scc: bool = True, ani: bool = True, lwc: bool = True):
+                 spade_hidden: int = 128, scc: bool = True, ani: bool = True, lwc: bool = True,
+                 mask_init: float | None = None):
         super().__init__()
         self.num_classes, self.scc, self.ani, self.lwc = num_classes, scc, ani, lwc
         c = conv_dim
@@ -115,7 +116,9 @@ class Generator(nn.Module):
             ])
         # Heads: foreground f and spatial map m (LWC), or StarGAN's direct image.
         self.to_image = nn.Conv2d(c, 3, 7, padding=3, bias=False)
-        self.to_mask = nn.Conv2d(c, 1, 7, padding=3, bias=False) if lwc else None
+        self.to_mask = nn.Conv2d(c, 1, 7, padding=3, bias=mask_init is not None) if lwc else None
+        if lwc and mask_init is not None:  # m starts near ``mask_init`` everywhere (see the config)
+            nn.init.constant_(self.to_mask.bias, torch.logit(torch.tensor(mask_init)).item())
 
     def forward(self, x: torch.Tensor, control: torch.Tensor) -> GeneratorOutput:
         control = expand_control(control.to(x.dtype), x.shape[-2:])

@@ -48,7 +48,7 @@ def check_ablation(cfg) -> None:
 def build_networks(cfg, num_classes: int) -> tuple[Generator, Discriminator]:
     check_ablation(cfg)
     G = Generator(num_classes, cfg.conv_dim, cfg.n_res_blocks, cfg.spade_hidden,
-                  scc=cfg.scc, ani=cfg.ani, lwc=cfg.lwc)
+                  scc=cfg.scc, ani=cfg.ani, lwc=cfg.lwc, mask_init=cfg.mask_init)
     D = Discriminator(num_classes, cfg.image_size, cfg.d_conv_dim, cfg.d_repeat)
     return G, D
 
@@ -142,7 +142,10 @@ def train(cfg, run_dir: str | Path, data: TrainingData, device: str = "cpu", see
 
 def config_from_run(run_dir: str | Path):
     """The DefectGANConfig a run was trained with, and its ``run.json`` (a pair)."""
-    return T.config_from_run(run_dir, "defect_gan")
+    cfg, saved = T.config_from_run(run_dir, "defect_gan")
+    if "mask_init" not in saved["config"]:  # runs from before the field existed: a bias-free map head
+        cfg = dataclasses.replace(cfg, mask_init=None)
+    return cfg, saved
 
 
 def load_generator(run_dir: str | Path, device: str = "cpu") -> tuple[Generator, list[str]]:
