@@ -35,3 +35,16 @@ def test_dataset_epochs_differ_and_repeat():
     assert not torch.equal(first, data[0]["mask"])
     data.set_epoch(0)
     assert torch.equal(first, data[0]["mask"])
+
+
+def test_draem_augment_is_seeded_in_range_and_uses_each_operation():
+    from paper_repro.dadnet.dgm import AUGMENTERS, draem_augment
+
+    source = torch.rand(3, 32, 32)
+    a = draem_augment(source, np.random.default_rng(3))
+    assert a.shape == source.shape and 0 <= a.min() and a.max() <= 1
+    assert torch.equal(a, draem_augment(source, np.random.default_rng(3)))
+    assert not torch.equal(a, draem_augment(source, np.random.default_rng(4)))
+    for op in AUGMENTERS:  # each of DRAEM's ten operations keeps shape and moves pixels
+        changed = [not torch.allclose(op(source, np.random.default_rng(i)), source) for i in range(4)]
+        assert op(source, np.random.default_rng(0)).shape == source.shape and any(changed), op.__name__

@@ -3,7 +3,8 @@ texture pasted into a random mask M_g with a random opacity, as DRAEM makes its 
 
 DRAEM takes its textures from DTD, a fixed set of photographs, which cannot be downloaded here; this
 module draws a fixed bank of textures from the bundled procedural generator instead
-(:func:`paper_repro.data.textures.texture`) and augments a random one per sample.
+(:func:`paper_repro.data.textures.texture`), and augments the texture as DRAEM augments its DTD image:
+three of DRAEM's ten image operations, chosen at random (:func:`draem_augment`).
 For each sample, with probability ``1 - p_anomaly`` the image is returned unchanged with an empty
 mask (DRAEM trains on half normal, half anomalous inputs); otherwise
 
@@ -17,6 +18,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 import torch.nn.functional as F
+from kornia import enhance
+from kornia.geometry.transform import rotate
 
 from paper_repro.compose import compose
 from paper_repro.dadnet.masks import random_mask
@@ -44,15 +47,65 @@ def texture_bank(size: int, n: int = 48, seed: int = 0) -> torch.Tensor:
 
 
 def texture_source(size: int, rng: np.random.Generator) -> torch.Tensor:
-    """A texture of the bank, randomly rotated, recoloured and inverted, ``(3, size, size)``."""
+    """A random texture of the bank, ``(3, size, size)`` in [0, 1]."""
     bank = texture_bank(size)
-    tex = bank[int(rng.integers(len(bank)))]
-    tex = torch.rot90(tex, int(rng.integers(4)), dims=(1, 2))
-    tex = tex[torch.from_numpy(rng.permutation(3))]          # swap colour channels
-    if rng.random() < 0.3:
-        tex = 1 - tex                                        # invert
-    gain = torch.from_numpy(rng.uniform(0.5, 1.5, (3, 1, 1)).astype(np.float32))
-    return (tex * gain).clamp(0, 1)
+    return bank[int(rng.integers(len(bank)))]
+
+
+# DRAEM's augmenters (Zavrtanik et al. 2021, its imgaug list), on kornia's functional ops, each drawing
+# its parameters from the sample's own generator; images are (3, H, W) in [0, 1].
+def _gamma_contrast(x, rng):  # GammaContrast((0.5, 2.0), per_channel=True)
+    return x.clamp_min(0).pow(torch.from_numpy(rng.uniform(0.5, 2.0, (3, 1, 1)).astype(np.float32)))
+
+
+def _brightness(x, rng):  # MultiplyAndAddToBrightness(mul=(0.8, 1.2), add=(-30, 30))
+    return x * float(rng.uniform(0.8, 1.2)) + float(rng.uniform(-30, 30)) / 255
+
+
+def _sharpness(x, rng):  # pillike.EnhanceSharpness(factor=(0, 2))
+    return enhance.sharpness(x[None], float(rng.uniform(0, 2)))[0]
+
+
+def _hue_saturation(x, rng):  # AddToHueAndSaturation((-50, 50), per_channel=True)
+    x = enhance.adjust_hue(x[None], float(rng.uniform(-50, 50)) / 255 * np.pi)
+    return enhance.adjust_saturation(x, 1 + float(rng.uniform(-50, 50)) / 255)[0]  # saturation x(1 ± 50/255)
+
+
+def _solarize(x, rng):  # Solarize(0.5, threshold=(32, 128))
+    return enhance.solarize(x[None], float(rng.uniform(32, 128)) / 255)[0] if rng.random() < 0.5 else x
+
+
+def _posterize(x, rng):  # Posterize(nb_bits=(1, 8))
+    return enhance.posterize(x[None], int(rng.integers(1, 9)))[0]
+
+
+def _invert(x, rng):  # Invert()
+    return 1 - x
+
+
+def _autocontrast(x, rng):  # pillike.Autocontrast(): stretch each channel to [0, 1]
+    return enhance.normalize_min_max(x[None])[0]
+
+
+def _equalize(x, rng):  # pillike.Equalize()
+    return enhance.equalize(x[None])[0]
+
+
+def _rotate(x, rng):  # Affine(rotate=(-45, 45)), reflecting at the border
+    angle = torch.tensor([float(rng.uniform(-45, 45))])
+    return rotate(x[None], angle, padding_mode="reflection")[0]
+
+
+AUGMENTERS = (_gamma_contrast, _brightness, _sharpness, _hue_saturation, _solarize, _posterize, _invert,
+              _autocontrast, _equalize, _rotate)
+
+
+def draem_augment(source: torch.Tensor, rng: np.random.Generator, n_ops: int = 3) -> torch.Tensor:
+    """DRAEM's anomaly-source augmentation: ``n_ops`` of its ten operations, in random order."""
+    x = source.float().clamp(0, 1)
+    for i in rng.choice(len(AUGMENTERS), size=n_ops, replace=False):
+        x = AUGMENTERS[i](x, rng).clamp(0, 1)
+    return x
 
 
 def dgm_anomaly(image: torch.Tensor, rng: np.random.Generator, source: str = "mixed",
@@ -66,7 +119,7 @@ def dgm_anomaly(image: torch.Tensor, rng: np.random.Generator, source: str = "mi
         return image, torch.zeros(1, *image.shape[-2:])
     mask = random_mask(size, rng)
     kind = source if source != "mixed" else SOURCES[int(rng.integers(2))]
-    pattern = noise_source(size, rng) if kind == "noise" else texture_source(size, rng)
+    pattern = noise_source(size, rng) if kind == "noise" else draem_augment(texture_source(size, rng), rng)
     b = float(rng.uniform(0, max_opacity))
     foreground = (1 - b) * pattern + b * image
     return compose(image, foreground, mask), mask
