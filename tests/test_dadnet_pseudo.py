@@ -48,3 +48,15 @@ def test_draem_augment_is_seeded_in_range_and_uses_each_operation():
     for op in AUGMENTERS:  # each of DRAEM's ten operations keeps shape and moves pixels
         changed = [not torch.allclose(op(source, np.random.default_rng(i)), source) for i in range(4)]
         assert op(source, np.random.default_rng(0)).shape == source.shape and any(changed), op.__name__
+
+
+def test_perlin_mask_blobs_scale_with_the_image():
+    # the same draw at 64 and 256 px is the same mask, relative to the image, at every lattice scale
+    from paper_repro.dadnet.masks import resize_mask
+
+    for scale in range(6):
+        small = torch.from_numpy(perlin_mask(64, np.random.default_rng(scale), min_scale=scale, max_scale=scale + 1))
+        large = torch.from_numpy(perlin_mask(256, np.random.default_rng(scale), min_scale=scale, max_scale=scale + 1))
+        large = resize_mask(large, 64)
+        iou = (small * large).sum() / ((small + large) > 0).sum()
+        assert iou > 0.3, (scale, float(iou))  # 0.41 at 2 px cells; a fixed pixel size gives ~0.02

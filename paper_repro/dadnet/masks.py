@@ -50,10 +50,11 @@ def perlin_mask(size: int, rng: np.random.Generator, threshold: float = 0.5,
     """DRAEM's mask: Perlin noise with scale 2^k (k uniform in [min_scale, max_scale)), rotated by a
     random angle in [-90, 90] degrees, thresholded; ``(size, size)`` float32 in {0, 1}.
 
-    DRAEM draws at 256 px, where its finest lattice (2^5) has 8 px cells; the lattice is capped at
-    ``size / 8`` cells so smaller images get the same blob sizes relative to the image.
+    The lattice counts cells per image side, whatever ``size`` is, so a mask has the same blobs
+    relative to the image at every size: DRAEM's finest lattice (2^5) has 8 px cells at its 256 px
+    and 2 px cells at demo's 64 px, where scattered specks teach the detector small defects.
     """
-    res = min(2 ** int(rng.integers(min_scale, max_scale)), max(1, size // 8))
+    res = 2 ** int(rng.integers(min_scale, max_scale))
     pad = 2 * size  # draw larger, rotate, crop the centre: no empty corners after rotation
     res_big = max(1, res * 2)
     noise = perlin_noise(pad, res_big, rng).astype(np.float32)
