@@ -192,13 +192,14 @@ SCALE_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
         #   as shipped:            tile 93.3 / 96.1, concrete 94.2 / 94.5, metal 96.8 / 98.2
         #   (per seed: tile 94.6 / 95.2, 94.4 / 96.5, 90.8 / 96.7; concrete 98.3 / 94.3,
         #   96.2 / 95.1, 88.0 / 94.0; metal 92.8 / 97.8, 97.8 / 98.6, 99.8 / 98.3)
+        #   seed 42 only: carpet 95.8 / 84.1, wood 92.8 / 81.6, leather 54.6 / 63.0
         # With the earlier, coarser Perlin masks (lattice capped at size / 8):
         #   as shipped:            tile 88.2 / 93.9, concrete 96.8 / 94.2, metal 95.7 / 98.4
         #   60 epochs (34, 51):    concrete 94.4 / 95.0, metal 94.6 / 98.7 (seed 42 only)
         #   lr 5e-4 (older DGM*):  concrete 96.0 / 93.0
-        # Seed 42 only, older DGM*: lr 1e-4 tile 90.4 / 93.1 (earlier code); carpet 90.0 / 86.0,
-        # leather 80.8 / 50.5, wood 77.2 / 70.5; 128 px at 40 epochs worse than 64 px on tile and
-        # concrete. (*before DRAEM's texture augmentation, which moved the means by under a point.)
+        # Seed 42 only, older DGM*: lr 1e-4 tile 90.4 / 93.1 (earlier code); 128 px at 40 epochs
+        # worse than 64 px on tile and concrete. (*before DRAEM's texture augmentation, which moved
+        # the means by under a point.)
         "demo": dict(image_size=64, batch_size=8, epochs=40, lr=1e-3, lr_milestones=(23, 34),
                      recon_width=16, disc_width=16, sd_steps=8, runs=1,
                      categories=("tile", "concrete"), checkpoint_every=5),
