@@ -188,7 +188,7 @@ SCALE_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
         # still far from converged by then, so demo trains at 1e-3.
         # Measured 2026-11-28 on the bundled data (10 good + 50 or 60 defective test images per
         # category), one thread, final checkpoint, image / pixel AUROC as the mean of seeds 42, 43, 44
-        # (one seed moves a figure by up to 4 points, so single runs decide nothing):
+        # (the seed alone moves a figure by several points, up to 10, so single runs decide nothing):
         #   as shipped:            tile 93.3 / 96.1, concrete 94.2 / 94.5, metal 96.8 / 98.2
         #   (per seed: tile 94.6 / 95.2, 94.4 / 96.5, 90.8 / 96.7; concrete 98.3 / 94.3,
         #   96.2 / 95.1, 88.0 / 94.0; metal 92.8 / 97.8, 97.8 / 98.6, 99.8 / 98.3)
