@@ -137,7 +137,7 @@ def test_codebrim_labels_are_multi_label():
     assert any(len(s) >= 2 for s in sets) and all(set(s) <= set(CODEBRIM_TAGS) for s in sets)
 
 
-def test_bundled_root_caches_by_layout_scale_seed_and_version(monkeypatch, tmp_path):
+def test_bundled_root_caches_by_layout_scale_seed_version_and_sizes(monkeypatch, tmp_path):
     monkeypatch.setenv("PAPER_REPRO_CACHE", str(tmp_path))
     monkeypatch.setitem(synthetic.SCALE_SIZES, "smoke", dict(size=24, n_train=2, n_test=1, codebrim_train=6,
                                                               codebrim_test=3))
@@ -154,6 +154,11 @@ def test_bundled_root_caches_by_layout_scale_seed_and_version(monkeypatch, tmp_p
     monkeypatch.setattr(synthetic, "GENERATOR_VERSION", synthetic.GENERATOR_VERSION + 1)
     newer = synthetic.bundled_root("mvtec", "smoke", seed=5)
     assert newer != root and (newer / "SYNTHETIC.json").is_file()
+    # a changed size profile gets its own folder instead of the stale one
+    monkeypatch.setitem(synthetic.SCALE_SIZES, "smoke", dict(size=24, n_train=2, n_test=2, codebrim_train=6,
+                                                              codebrim_test=3))
+    resized = synthetic.bundled_root("mvtec", "smoke", seed=5)
+    assert resized != newer and json.loads((resized / "SYNTHETIC.json").read_text())["n_test"] == 2
 
 
 def test_interrupted_generation_leaves_nothing_that_looks_complete(monkeypatch, tmp_path):
@@ -181,3 +186,26 @@ def test_synthesize_refuses_to_overwrite(tmp_path):
         synthetic.synthesize(tmp_path / "busy", "mvtec", categories=["tile"], size=24, n_train=1, n_test=1,
                              progress=False)
     assert (tmp_path / "busy" / "keep.txt").exists()
+
+
+def test_a_set_another_process_finished_first_is_kept(monkeypatch, tmp_path):
+    # Two processes (chapters, DDP ranks) generating the same cached set: the one that finishes
+    # second must not replace the first one's folder, which the first may already be reading.
+    monkeypatch.setenv("PAPER_REPRO_CACHE", str(tmp_path))
+    monkeypatch.setitem(synthetic.SCALE_SIZES, "smoke", dict(size=24, n_train=2, n_test=1, codebrim_train=6,
+                                                              codebrim_test=3))
+    real = synthetic.write_mvtec
+    first: dict[str, object] = {}
+
+    def slow_write(out, *args, **kwargs):
+        if not first:  # while this process writes, another one completes the same set
+            monkeypatch.setattr(synthetic, "write_mvtec", real)
+            first["root"] = synthetic.bundled_root("mvtec", "smoke", seed=5)
+            first["inode"] = (first["root"] / "tile" / "train" / "good" / "000.png").stat().st_ino
+        return real(out, *args, **kwargs)
+
+    monkeypatch.setattr(synthetic, "write_mvtec", slow_write)
+    root = synthetic.bundled_root("mvtec", "smoke", seed=5)
+    assert root == first["root"]
+    assert (root / "tile" / "train" / "good" / "000.png").stat().st_ino == first["inode"]  # not replaced
+    assert [p.name for p in (tmp_path / "data").iterdir()] == [root.name]  # no partial folder left

@@ -302,6 +302,11 @@ def synthesize(out: Path | str, layout: str, categories: list[str] | None = None
             write_codebrim(tmp, size=size, n_train=n_train or 720, n_test=n_test or 90, seed=seed,
                            n_extra=n_extra, progress=progress)
         os.chmod(tmp, 0o755)  # mkdtemp makes it private; the finished set is as readable as any folder
+        if not force and (out / "SYNTHETIC.json").is_file():
+            # another process finished the same set while this one worked (two chapters, or DDP ranks,
+            # on first use): keep its copy, which readers may already hold open, and drop this one
+            shutil.rmtree(tmp, ignore_errors=True)
+            return out
         if out.exists():
             shutil.rmtree(out) if out.is_dir() else out.unlink()
         os.replace(tmp, out)
@@ -314,21 +319,23 @@ def synthesize(out: Path | str, layout: str, categories: list[str] | None = None
 def bundled_root(layout: str, scale: str, seed: int = 42) -> Path:
     """Root of the bundled synthetic data set in ``layout`` (``"mvtec"`` or ``"codebrim"``) at ``scale``.
 
-    Generated once and cached under ``cache_dir()/data/`` in a folder named by layout, scale, seed and
-    :data:`GENERATOR_VERSION`; later calls (from any chapter or process) return the cached folder.
-    Sizes per scale are in :data:`SCALE_SIZES`. The MVTec layout holds every category of
-    :data:`BUNDLED_CATEGORIES` (``carpet, leather, tile, wood, metal, concrete``).
+    Generated once and cached under ``cache_dir()/data/`` in a folder named by layout, scale, seed,
+    :data:`GENERATOR_VERSION` and the sizes (so a changed :data:`SCALE_SIZES` entry is never served
+    from an old folder); later calls (from any chapter or process) return the cached folder.
+    The MVTec layout holds every category of :data:`BUNDLED_CATEGORIES`
+    (``carpet, leather, tile, wood, metal, concrete``).
     """
     check_scale(scale)
     if layout not in LAYOUTS:
         raise UserError(f"unknown layout {layout!r}: expected one of {', '.join(LAYOUTS)}")
-    root = cache_dir() / "data" / f"{layout}-{scale}-seed{int(seed)}-v{GENERATOR_VERSION}"
-    if (root / "SYNTHETIC.json").is_file():
-        return root
     sizes = SCALE_SIZES[scale]
     n_train, n_test = ((sizes["n_train"], sizes["n_test"]) if layout == "mvtec"
                        else (sizes["codebrim_train"], sizes["codebrim_test"]))
-    try:
+    name = f"{layout}-{scale}-seed{int(seed)}-v{GENERATOR_VERSION}-{sizes['size']}px-{n_train}-{n_test}"
+    root = cache_dir() / "data" / name
+    if (root / "SYNTHETIC.json").is_file():
+        return root
+    try:  # a folder without SYNTHETIC.json is no finished set (sets are renamed in whole): replace it
         synthesize(root, layout, size=sizes["size"], n_train=n_train, n_test=n_test, seed=seed,
                    force=root.exists())
     except (OSError, UserError):
