@@ -1,5 +1,6 @@
 """Masks M_g and DGM: seed-deterministic, binary, and changing pixels only inside M_g."""
 import numpy as np
+import pytest
 import torch
 
 from paper_repro.dadnet.dgm import dgm_anomaly
@@ -15,6 +16,19 @@ def test_masks_deterministic_binary_nonempty():
         assert torch.equal(m, random_mask(48, sample_rng(42, i)))
     assert not torch.equal(random_mask(48, sample_rng(42, 0)), random_mask(48, sample_rng(43, 0)))
     assert perlin_mask(32, np.random.default_rng(1)).shape == shape_mask(32, np.random.default_rng(1)).shape
+
+
+def test_one_mask_family_on_request_is_never_empty():
+    # the coarsest Perlin lattice can threshold to nothing; random_mask redraws until pixels are set
+    empty = [i for i in range(40) if perlin_mask(64, sample_rng(42, 0, i)).sum() == 0]
+    assert empty, "expected some raw Perlin draws to be empty"
+    for i in empty:
+        assert random_mask(64, sample_rng(42, 0, i), family="perlin").sum() >= 0.005 * 64 * 64
+    for family in ("perlin", "shapes"):
+        m = random_mask(48, sample_rng(1, 2), family=family)
+        assert torch.equal(m, random_mask(48, sample_rng(1, 2), family=family))
+    with pytest.raises(ValueError, match="unknown mask family"):
+        random_mask(48, sample_rng(1, 2), family="stars")
 
 
 def test_dgm_changes_only_inside_mask():

@@ -89,14 +89,24 @@ def shape_mask(size: int, rng: np.random.Generator, max_shapes: int = 3) -> np.n
     return (np.asarray(canvas) > 127).astype(np.float32)
 
 
-def random_mask(size: int, rng: np.random.Generator, min_fraction: float = 0.005) -> torch.Tensor:
-    """``M_g`` as a ``(1, size, size)`` tensor: Perlin or random shapes, half the time each.
+MASK_FAMILIES = {"perlin": perlin_mask, "shapes": shape_mask}
+
+
+def random_mask(size: int, rng: np.random.Generator, min_fraction: float = 0.005,
+                family: str | None = None) -> torch.Tensor:
+    """``M_g`` as a ``(1, size, size)`` tensor: Perlin or random shapes, half the time each
+    (``family="perlin"`` or ``"shapes"`` draws only that one, e.g. to show it).
 
     Redrawn (with the same generator) until at least ``min_fraction`` of the pixels (and one) are set.
     """
+    if family is not None and family not in MASK_FAMILIES:
+        raise ValueError(f"unknown mask family {family!r}: expected one of {', '.join(MASK_FAMILIES)}")
     min_pixels = max(1.0, min_fraction * size * size)
     for _ in range(100):
-        draw = perlin_mask if rng.random() < 0.5 else shape_mask
+        if family is None:
+            draw = perlin_mask if rng.random() < 0.5 else shape_mask
+        else:
+            draw = MASK_FAMILIES[family]
         mask = draw(size, rng)
         if mask.sum() >= min_pixels:
             break
