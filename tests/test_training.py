@@ -2,9 +2,9 @@ import pytest
 import torch
 
 from paper_repro.errors import UserError
-from paper_repro.training import (CSVLog, cached_run_dir, checkpoint_path, config_hash, latest_checkpoint,
-                                  load_checkpoint, read_run_config, resolve_device, save_checkpoint,
-                                  write_run_config)
+from paper_repro.training import (CSVLog, adam, cached_run_dir, checkpoint_path, config_hash, fast_layout,
+                                  latest_checkpoint, load_checkpoint, read_run_config, resolve_device,
+                                  save_checkpoint, write_run_config)
 
 
 def _train(model, optimizer, scheduler, steps):
@@ -44,6 +44,32 @@ def test_checkpoint_round_trip_resumes_exactly(tmp_path):
         assert torch.equal(value, expected[key]), key
     assert torch.equal(torch.rand(1, generator=sampler2), expected_sampler_draw)  # the sampler resumes too
     assert scheduler2.last_epoch == 6
+
+
+def test_fused_adam_on_channels_last_weights_resumes_exactly(tmp_path):
+    # Checkpoints hold contiguous tensors; the fused Adam kernel pairs a weight with its moments in
+    # memory order, so loaded moments must take the channels-last layout of their weights.
+    def fresh():
+        torch.manual_seed(0)
+        net = fast_layout(torch.nn.Conv2d(3, 4, 3))
+        return net, adam(net.parameters(), 1e-2, "cpu")
+
+    def steps(net, opt, n):
+        for i in range(n):
+            opt.zero_grad()
+            net(torch.full((2, 3, 6, 6), float(i)).sin()).pow(2).mean().backward()
+            opt.step()
+
+    net, opt = fresh()
+    assert net.weight.is_contiguous(memory_format=torch.channels_last) and opt.defaults["fused"]
+    steps(net, opt, 2)
+    save_checkpoint(checkpoint_path(tmp_path, 2), modules={"net": net}, optimizers={"adam": opt}, step=2)
+    steps(net, opt, 2)
+    restored, opt2 = fresh()
+    load_checkpoint(checkpoint_path(tmp_path, 2), modules={"net": restored}, optimizers={"adam": opt2})
+    assert opt2.state[restored.weight]["exp_avg"].stride() == restored.weight.stride()
+    steps(restored, opt2, 2)
+    assert torch.equal(restored.weight, net.weight) and torch.equal(restored.bias, net.bias)
 
 
 def test_checkpoint_files_are_found_by_step_and_never_half_written(tmp_path):
