@@ -1,12 +1,12 @@
 """DADNet vs anomalib's DRAEM torch model: one training step and inference, 256 px, batch 8.
 
 Both models get the same U-Net widths (``--recon-width/--disc-width``; the papers' 128/64 take about
-a minute and a half per step on a 2-core CPU, so the default is the demo widths 16/8). DADNet's step
+a minute and a half per step on a 2-core CPU, so the default is the ``demo`` profile's widths). DADNet's step
 is :mod:`paper_repro.dadnet.trainer`'s (two Adams, L_rec eq. 10, focal eq. 12, DRAM on);
 DRAEM's is anomalib's ``DraemModel`` with its ``DraemLoss`` and one Adam. Prints seconds and the
 ratio DADNet / DRAEM (below 1: DADNet faster). Needs ``pip install anomalib`` (the benchmark extra).
 
-    python benchmarks/bench_dadnet.py [--size 256 --batch 8 --recon-width 16 --disc-width 8 --repeats 3]
+    python benchmarks/bench_dadnet.py [--size 256 --batch 8 --recon-width 8 --disc-width 8 --repeats 3]
 """
 from __future__ import annotations
 
@@ -80,11 +80,14 @@ def draem_fns(x, mask, rw, dw):
 
 
 def main() -> None:
+    from paper_repro.config import get_config
+
+    demo = get_config("dadnet", "demo")
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--recon-width", type=int, default=16)
-    ap.add_argument("--disc-width", type=int, default=8)
+    ap.add_argument("--recon-width", type=int, default=demo.recon_width)
+    ap.add_argument("--disc-width", type=int, default=demo.disc_width)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
