@@ -3,10 +3,11 @@
 Both models get the same U-Net widths (``--recon-width/--disc-width``; the papers' 128/64 take about
 a minute and a half per step on a 2-core CPU, so the default is the ``demo`` profile's widths). DADNet's step
 is :mod:`paper_repro.dadnet.trainer`'s (two Adams, L_rec eq. 10, focal eq. 12, DRAM on);
-DRAEM's is anomalib's ``DraemModel`` with its ``DraemLoss`` and one Adam. Prints seconds and the
-ratio DADNet / DRAEM (below 1: DADNet faster). Needs ``pip install anomalib`` (the benchmark extra).
+DRAEM's is anomalib's ``DraemModel`` with its ``DraemLoss`` and one Adam. Both run with the trainer's
+machinery (channels-last weights, fused Adam; ``--plain`` for PyTorch's defaults). Prints seconds and
+the ratio DADNet / DRAEM (below 1: DADNet faster). Needs ``pip install anomalib`` (the benchmark extra).
 
-    python benchmarks/bench_dadnet.py [--size 256 --batch 8 --recon-width 8 --disc-width 8 --repeats 3]
+    python benchmarks/bench_dadnet.py [--size 256 --batch 8 --recon-width 8 --disc-width 8 --repeats 3 --plain]
 """
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import statistics
 import time
 
 import torch
+
+from paper_repro import training as T
 
 
 def timed(fn, repeats: int) -> float:
@@ -27,13 +30,19 @@ def timed(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def dadnet_fns(x, mask, rw, dw):
+def prepare(model, plain: bool):
+    """The model and an Adam factory, as the trainer sets them up (or PyTorch's defaults)."""
+    if plain:
+        return model, lambda params: torch.optim.Adam(params, 1e-4)
+    return T.fast_layout(model), lambda params: T.adam(params, 1e-4, "cpu")
+
+
+def dadnet_fns(x, mask, rw, dw, plain):
     from paper_repro.dadnet.losses import focal_loss, reconstruction_loss
     from paper_repro.dadnet.networks import DADNet
 
-    model = DADNet(rw, dw, dram=True)
-    opts = [torch.optim.Adam(model.reconstructive.parameters(), 1e-4),
-            torch.optim.Adam(model.discriminative.parameters(), 1e-4)]
+    model, adam = prepare(DADNet(rw, dw, dram=True), plain)
+    opts = [adam(model.reconstructive.parameters()), adam(model.discriminative.parameters())]
 
     def step():
         model.train()
@@ -52,7 +61,7 @@ def dadnet_fns(x, mask, rw, dw):
     return model, step, infer
 
 
-def draem_fns(x, mask, rw, dw):
+def draem_fns(x, mask, rw, dw, plain):
     from anomalib.models.image.draem.loss import DraemLoss
     from anomalib.models.image.draem.torch_model import (DiscriminativeSubNetwork, DraemModel,
                                                          ReconstructiveSubNetwork)
@@ -60,8 +69,9 @@ def draem_fns(x, mask, rw, dw):
     model = DraemModel()
     model.reconstructive_subnetwork = ReconstructiveSubNetwork(base_width=rw)
     model.discriminative_subnetwork = DiscriminativeSubNetwork(in_channels=6, out_channels=2, base_width=dw)
+    model, adam = prepare(model, plain)
     loss_fn = DraemLoss()
-    opt = torch.optim.Adam(model.parameters(), 1e-4)
+    opt = adam(model.parameters())
 
     def step():
         model.train()
@@ -90,16 +100,18 @@ def main() -> None:
     ap.add_argument("--disc-width", type=int, default=demo.disc_width)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--plain", action="store_true", help="contiguous weights and for-loop Adam (PyTorch's defaults)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     x = torch.rand(args.batch, 3, args.size, args.size)
     mask = (torch.rand(args.batch, 1, args.size, args.size) > 0.9).float()
     print(f"torch {torch.__version__} · {args.threads} threads · {args.size} px · batch {args.batch} · "
-          f"widths {args.recon_width}/{args.disc_width}")
+          f"widths {args.recon_width}/{args.disc_width} · "
+          + ("PyTorch defaults" if args.plain else "channels-last, fused Adam"))
     rows = {}
     for name, make in (("DADNet", dadnet_fns), ("anomalib DRAEM", draem_fns)):
-        model, step, infer = make(x, mask, args.recon_width, args.disc_width)
+        model, step, infer = make(x, mask, args.recon_width, args.disc_width, args.plain)
         params = sum(p.numel() for p in model.parameters())
         rows[name] = (timed(step, args.repeats), timed(infer, args.repeats), params)
         print(f"{name:15s} train step {rows[name][0]:7.3f} s   inference {rows[name][1]:7.3f} s   "
