@@ -1,8 +1,8 @@
 """DADNet vs anomalib's DRAEM torch model: one training step and inference, 256 px, batch 8.
 
 Both models get the same U-Net widths (``--recon-width/--disc-width``; the papers' 128/64 take about
-a minute and a half per step on a 2-core CPU, so the default is the ``demo`` profile's widths). DADNet's step
-is :mod:`paper_repro.dadnet.trainer`'s (two Adams, L_rec eq. 10, focal eq. 12, DRAM on);
+a minute and a half per step on a 2-core CPU, so the default is the ``demo`` profile's widths).
+DADNet's step is :mod:`paper_repro.dadnet.trainer`'s (two Adams, L_rec eq. 10, focal eq. 12, DRAM on);
 DRAEM's is anomalib's ``DraemModel`` with its ``DraemLoss`` and one Adam. Both run with the trainer's
 machinery (channels-last weights, fused Adam; ``--plain`` for PyTorch's defaults). Prints seconds and
 the ratio DADNet / DRAEM (below 1: DADNet faster). Needs ``pip install anomalib`` (the benchmark extra).
@@ -100,7 +100,8 @@ def main() -> None:
     ap.add_argument("--disc-width", type=int, default=demo.disc_width)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--plain", action="store_true", help="contiguous weights and for-loop Adam (PyTorch's defaults)")
+    ap.add_argument("--plain", action="store_true",
+                    help="contiguous weights and for-loop Adam (PyTorch's defaults)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

@@ -459,7 +459,8 @@ def iterate_forever(loader: Any) -> Iterator[Any]:
 
 
 __all__ = [
-    "seed_everything", "resolve_device", "Distributed", "unwrap", "autocast", "grad_scaler", "adam", "fast_layout",
+    "seed_everything", "resolve_device", "Distributed", "unwrap", "autocast", "grad_scaler",
+    "adam", "fast_layout",
     "checkpoint_path", "latest_checkpoint", "save_checkpoint", "load_checkpoint", "load_weights",
     "rng_state", "set_rng_state", "write_run_config", "read_run_config", "config_from_run", "config_hash",
     "cached_run_dir", "CSVLog", "save_image_grid", "iterate_forever",
