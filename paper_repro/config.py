@@ -153,6 +153,10 @@ class DADNetConfig:
     sd_strength: float = 0.75  # how far eq. (1) noises z_0 before denoising (not stated in the paper)
     n_pseudo: int = 0  # pseudo-anomalies cached per category; 0 = one per training image
     checkpoint_every: int = 10  # epochs
+    # Which R the discriminative network learns from; §3.2 does not say. False: the reconstructive
+    # network's training-mode output (batch statistics), as DRAEM. True: its inference-mode output
+    # (running statistics, no gradient), the R the discriminative network is given at test time.
+    eval_mode_reconstruction: bool = False
 
 
 PAPER_DEFAULTS: dict[str, Any] = {
@@ -181,11 +185,11 @@ SCALE_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
     "dadnet": {
         "smoke": dict(image_size=32, batch_size=4, epochs=2, lr_milestones=(1, 2), recon_width=8,
                       disc_width=8, sd_steps=2, runs=1, categories=("tile", "wood"),
-                      checkpoint_every=1),
-        # demo: two categories trained in the book (~8 min of CPU each); milestones keep the paper's
-        # 400/600-of-700 proportions. The one hyper-parameter a small scale changes: demo makes 2,400
-        # optimiser steps where the paper makes ~21,000, and at lr 1e-4 the detector is still far from
-        # converged by then, so demo trains at 1e-3.
+                      eval_mode_reconstruction=True, checkpoint_every=1),  # demo's code path
+        # demo: three categories trained in the book (~8 min of CPU each); milestones keep the paper's
+        # 400/600-of-700 proportions. Two choices differ from the paper's recipe. lr 1e-3: demo makes
+        # 2,400 optimiser steps where the paper makes ~21,000, and at lr 1e-4 the detector is still far
+        # from converged by then. eval_mode_reconstruction (a detail §3.2 leaves open): see below.
         # How it was chosen (2026-12-01, one CPU thread, final checkpoint, image / pixel AUROC %, mean of
         # seeds 42, 43, 44; a seed alone moves a figure by up to 15 points, so single runs decide
         # nothing). Selected on a second synthetic set (seed 7, 40 images per test folder):
@@ -193,15 +197,18 @@ SCALE_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
         #   widths 16/16, 80 epochs (seeds 42, 43): concrete 96.5 / 96.2, tile 95.1 / 96.2
         #   widths 8/8, 80 epochs (46, 69):         concrete 97.1 / 95.8, tile 95.6 / 96.3
         #   widths 8/8, 120 epochs (69, 103):       concrete 96.6 / 96.0, tile 94.6 / 97.8, metal 97.0 / 98.9
-        # and this profile on the bundled test set (30 good images per category, 30 per defect type):
-        #   concrete 96.8 / 95.9, metal 96.8 / 98.9 (every seed of both >= 95.3), tile 89.3 / 97.4
-        #   (tile's image AUROC per seed: 95.8, 81.1, 91.1, so tile is not a demo category). Tile fails
-        #   on a few bright good images: in eval mode the reconstruction saturates and the
-        #   discriminative net fires along the borders. No gain from reflect padding, foreign-only DGM
-        #   textures, clamping R, precise batch-norm statistics, other image-score reductions, 128 px.
+        #   the same, eval_mode_reconstruction:     concrete 97.9 / 95.9, tile 95.7 / 97.6, metal 98.9 / 98.9
+        # and on the bundled test set (30 good images per category, 30 per defect type), the last two:
+        #   training-mode R: concrete 96.8 / 95.9, metal 96.8 / 98.9, tile 89.3 / 97.4
+        #   this profile:    concrete 97.7 / 95.9, metal 97.9 / 99.0, tile 94.9 / 97.2
+        #   (tile's image AUROC per seed 95.8, 81.1, 91.1 -> 97.4, 92.8, 94.4).
+        # With training-mode R, tile failed on a few bright good images: in eval mode the reconstruction
+        # saturated and the discriminative net fired along the borders, having only learnt from
+        # batch-statistics reconstructions. No gain from reflect padding, foreign-only DGM textures,
+        # clamping R, precise batch-norm statistics, other image-score reductions, 128 px.
         "demo": dict(image_size=64, batch_size=8, epochs=120, lr=1e-3, lr_milestones=(69, 103),
-                     recon_width=8, disc_width=8, sd_steps=8, runs=1,
-                     categories=("concrete", "metal"), checkpoint_every=10),
+                     recon_width=8, disc_width=8, sd_steps=8, runs=1, eval_mode_reconstruction=True,
+                     categories=("concrete", "metal", "tile"), checkpoint_every=10),
         "full": {},
     },
 }

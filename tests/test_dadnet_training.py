@@ -9,7 +9,8 @@ from conftest import run_torchrun
 from paper_repro import training as T
 from paper_repro.config import get_config
 from paper_repro.dadnet import cli
-from paper_repro.dadnet.trainer import load_model, train
+from paper_repro.dadnet.networks import DADNet
+from paper_repro.dadnet.trainer import load_model, reconstruction_at_inference, train
 from paper_repro.errors import UserError
 
 
@@ -30,8 +31,9 @@ def weights(run):
     return torch.cat([p.detach().flatten() for p in model.parameters()])
 
 
-def test_resume_equals_uninterrupted(tmp_path):
-    cfg = tiny_config(epochs=2)
+@pytest.mark.parametrize("eval_mode_reconstruction", [False, True])
+def test_resume_equals_uninterrupted(tmp_path, eval_mode_reconstruction):
+    cfg = tiny_config(epochs=2, eval_mode_reconstruction=eval_mode_reconstruction)
     train(cfg, tmp_path / "a", None, "tile", scale="smoke", progress=False)
     train(cfg, tmp_path / "b", None, "tile", scale="smoke", progress=False, stop_at=1)
     assert T.latest_checkpoint(tmp_path / "b").name.endswith("00000001.safetensors")
@@ -63,11 +65,26 @@ def test_sdgm_pseudo_anomalies_train(tmp_path):
     assert saved["pseudo"] == "sdgm" and saved["sd_model"] == "tiny"
 
 
+def test_inference_mode_reconstruction_leaves_the_network_training_and_its_statistics_alone():
+    torch.manual_seed(0)
+    recon = DADNet(4, 4).reconstructive.train()
+    x = torch.rand(2, 3, 32, 32)
+    recon(x)  # running statistics move away from their initial values
+    before = [b.clone() for b in recon.buffers()]
+    seen = reconstruction_at_inference(recon, x)
+    assert recon.training and not seen.requires_grad
+    assert all(torch.equal(a, b) for a, b in zip(before, recon.buffers()))
+    with torch.no_grad():
+        assert torch.equal(seen, recon.eval()(x))
+        assert not torch.allclose(seen, recon.train()(x), atol=1e-3)  # batch statistics differ
+
+
 DDP_SCRIPT = """
 import sys, torch
 from paper_repro.config import get_config
 from paper_repro.dadnet.trainer import train
-cfg = get_config("dadnet", "smoke", image_size=32, recon_width=4, disc_width=4, batch_size=4, epochs=1)
+cfg = get_config("dadnet", "smoke", image_size=32, recon_width=4, disc_width=4, batch_size=4, epochs=1,
+                 eval_mode_reconstruction=True)
 run = sys.argv[1]
 train(cfg, run, None, "tile", scale="smoke", progress=False)
 rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0

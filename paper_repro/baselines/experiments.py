@@ -54,7 +54,7 @@ PLANS: dict[str, Plan] = {
     "smoke": Plan(categories=("tile",), ablation_categories=("tile",), dadnet={},
                   baseline_epochs={"FastFlow": 1, "RD": 1, "STFPM": 1}, backbones=_R18, pretrained=False,
                   baseline_batch=4),
-    # The book on a laptop CPU: the DADNet demo's two categories at 64 px; DADNet 12 epochs of 20 steps (the
+    # The book on a laptop CPU: the DADNet demo's categories at 64 px; DADNet 12 epochs of 20 steps (the
     # 400/600-of-700 decay points scaled to 7 and 10). About a minute per DADNet run on 2 quiet cores;
     # at the paper's lr 1e-4 DGM+DRAM reached ~80 image AUROC on tile by then (measured: 64.6 / 80.6 /
     # 86.0 at 5 / 10 / 15 epochs before any decay); the demo profile's lr 1e-3 learns faster.

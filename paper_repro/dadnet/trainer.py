@@ -3,7 +3,8 @@
 Both networks train together on the same batches, with independent gradients: the reconstructive
 network minimises L_rec (eq. 10) of ``R = recon(A)`` against the normal image I; the discriminative
 network minimises the focal loss (eq. 12) of its mask prediction on ``concat(A, R)`` against M_g,
-with R detached. Each has its own Adam (lr 1e-4), decayed x0.1 at epochs 400 and 600 of 700.
+with R detached (or, with ``eval_mode_reconstruction``, R as the reconstructive network computes it at
+inference). Each has its own Adam (lr 1e-4), decayed x0.1 at epochs 400 and 600 of 700.
 
 A run folder holds ``run.json``, ``log.csv`` (one row per epoch) and
 ``checkpoint_<epoch>.safetensors``; training resumes from the last checkpoint exactly (the
@@ -28,6 +29,18 @@ from paper_repro.errors import UserError
 
 def build_model(cfg, dram: bool = True) -> DADNet:
     return DADNet(cfg.recon_width, cfg.disc_width, dram=dram, gamma=cfg.dram_gamma)
+
+
+def reconstruction_at_inference(recon: torch.nn.Module, anomalous: torch.Tensor) -> torch.Tensor:
+    """R as evaluation computes it (batch-norm running statistics, no gradient); ``recon`` keeps its
+    mode and its running statistics are not updated."""
+    was_training = recon.training
+    recon.eval()
+    try:
+        with torch.no_grad():
+            return recon(anomalous)
+    finally:
+        recon.train(was_training)
 
 
 def data_root_for(data_root: str | Path | None, scale: str) -> Path:
@@ -106,7 +119,9 @@ def train(cfg, run_dir: str | Path, data_root: str | Path | None, category: str,
             with T.autocast(device, amp):
                 reconstruction = recon(anomalous)
                 loss_rec = reconstruction_loss(image, reconstruction.float(), cfg.lambda_ssim)   # eq. (10)
-                logits = disc(torch.cat([anomalous, reconstruction.detach()], dim=1))
+                seen = (reconstruction_at_inference(T.unwrap(recon), anomalous) if cfg.eval_mode_reconstruction
+                        else reconstruction.detach())
+                logits = disc(torch.cat([anomalous, seen], dim=1))
                 loss_focal = focal_loss(logits.float(), mask, cfg.focal_beta, cfg.focal_delta)  # eq. (12)
             for name, loss in (("reconstructive", loss_rec), ("discriminative", loss_focal)):
                 opts[name].zero_grad(set_to_none=True)
