@@ -119,8 +119,10 @@ def train(cfg, run_dir: str | Path, data_root: str | Path | None, category: str,
             with T.autocast(device, amp):
                 reconstruction = recon(anomalous)
                 loss_rec = reconstruction_loss(image, reconstruction.float(), cfg.lambda_ssim)   # eq. (10)
-                seen = (reconstruction_at_inference(T.unwrap(recon), anomalous) if cfg.eval_mode_reconstruction
-                        else reconstruction.detach())
+                if cfg.eval_mode_reconstruction:  # the R evaluation will give the discriminative net
+                    seen = reconstruction_at_inference(T.unwrap(recon), anomalous)
+                else:                             # DRAEM's: the training-mode R, detached
+                    seen = reconstruction.detach()
                 logits = disc(torch.cat([anomalous, seen], dim=1))
                 loss_focal = focal_loss(logits.float(), mask, cfg.focal_beta, cfg.focal_delta)  # eq. (12)
             for name, loss in (("reconstructive", loss_rec), ("discriminative", loss_focal)):
