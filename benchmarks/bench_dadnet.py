@@ -2,7 +2,7 @@
 
 Both models get the same U-Net widths (``--recon-width/--disc-width``; the papers' 128/64 take about
 a minute and a half per step on a 2-core CPU, so the default is the ``demo`` profile's widths).
-DADNet's step is :mod:`paper_repro.dadnet.trainer`'s (two Adams, L_rec eq. 10, focal eq. 12, DRAM on);
+DADNet's step is :func:`paper_repro.dadnet.trainer.train_step` (two Adams, L_rec eq. 10, focal eq. 12, DRAM on);
 DRAEM's is anomalib's ``DraemModel`` with its ``DraemLoss`` and one Adam. Both run with the trainer's
 machinery (channels-last weights, fused Adam; ``--plain`` for PyTorch's defaults). Prints seconds and
 the ratio DADNet / DRAEM (below 1: DADNet faster). Needs ``pip install anomalib`` (the benchmark extra).
@@ -38,20 +38,18 @@ def prepare(model, plain: bool):
 
 
 def dadnet_fns(x, mask, rw, dw, plain):
-    from paper_repro.dadnet.losses import focal_loss, reconstruction_loss
-    from paper_repro.dadnet.networks import DADNet
+    from paper_repro.config import get_config
+    from paper_repro.dadnet.trainer import build_model, train_step
 
-    model, adam = prepare(DADNet(rw, dw, dram=True), plain)
-    opts = [adam(model.reconstructive.parameters()), adam(model.discriminative.parameters())]
+    cfg = get_config("dadnet", "full", recon_width=rw, disc_width=dw)  # DRAM on, training-mode R
+    model, adam = prepare(build_model(cfg), plain)
+    names = ("reconstructive", "discriminative")
+    opts = {name: adam(getattr(model, name).parameters()) for name in names}
+    scalers = {name: T.grad_scaler("cpu") for name in names}
 
     def step():
         model.train()
-        r = model.reconstructive(x)
-        logits = model.discriminative(torch.cat([x, r.detach()], 1))
-        for opt, loss in zip(opts, (reconstruction_loss(x, r), focal_loss(logits, mask))):
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+        train_step(cfg, model.reconstructive, model.discriminative, opts, scalers, x, x, mask)
 
     @torch.no_grad()
     def infer():

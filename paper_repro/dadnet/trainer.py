@@ -43,6 +43,28 @@ def reconstruction_at_inference(recon: torch.nn.Module, anomalous: torch.Tensor)
         recon.train(was_training)
 
 
+def train_step(cfg, recon, disc, opts, scalers, image, anomalous, mask, amp: bool = False):
+    """One optimisation step of both networks, independent gradients (§3.2); returns (L_rec, L_Focal).
+
+    ``opts`` and ``scalers`` are keyed ``reconstructive`` and ``discriminative``.
+    """
+    with T.autocast(image.device, amp):
+        reconstruction = recon(anomalous)
+        loss_rec = reconstruction_loss(image, reconstruction.float(), cfg.lambda_ssim)   # eq. (10)
+        if cfg.eval_mode_reconstruction:  # the R evaluation will give the discriminative net
+            seen = reconstruction_at_inference(T.unwrap(recon), anomalous)
+        else:                             # DRAEM's: the training-mode R, detached
+            seen = reconstruction.detach()
+        logits = disc(torch.cat([anomalous, seen], dim=1))
+        loss_focal = focal_loss(logits.float(), mask, cfg.focal_beta, cfg.focal_delta)  # eq. (12)
+    for name, loss in (("reconstructive", loss_rec), ("discriminative", loss_focal)):
+        opts[name].zero_grad(set_to_none=True)
+        scalers[name].scale(loss).backward()
+        scalers[name].step(opts[name])
+        scalers[name].update()
+    return loss_rec, loss_focal
+
+
 def data_root_for(data_root: str | Path | None, scale: str) -> Path:
     """The MVTec-layout set under ``data_root`` (the set itself, or a folder holding it beside
     CODEBRIM), or the bundled synthetic MVTec-layout set at ``scale``."""
@@ -114,22 +136,8 @@ def train(cfg, run_dir: str | Path, data_root: str | Path | None, category: str,
         sampler.set_epoch(epoch)
         tic, sums, n = time.perf_counter(), {"loss_rec": 0.0, "loss_focal": 0.0}, 0
         for batch in loader:
-            image = batch["image"].to(device)
-            anomalous, mask = batch["anomalous"].to(device), batch["mask"].to(device)
-            with T.autocast(device, amp):
-                reconstruction = recon(anomalous)
-                loss_rec = reconstruction_loss(image, reconstruction.float(), cfg.lambda_ssim)   # eq. (10)
-                if cfg.eval_mode_reconstruction:  # the R evaluation will give the discriminative net
-                    seen = reconstruction_at_inference(T.unwrap(recon), anomalous)
-                else:                             # DRAEM's: the training-mode R, detached
-                    seen = reconstruction.detach()
-                logits = disc(torch.cat([anomalous, seen], dim=1))
-                loss_focal = focal_loss(logits.float(), mask, cfg.focal_beta, cfg.focal_delta)  # eq. (12)
-            for name, loss in (("reconstructive", loss_rec), ("discriminative", loss_focal)):
-                opts[name].zero_grad(set_to_none=True)
-                scalers[name].scale(loss).backward()
-                scalers[name].step(opts[name])
-                scalers[name].update()
+            loss_rec, loss_focal = train_step(cfg, recon, disc, opts, scalers, batch["image"].to(device),
+                                              batch["anomalous"].to(device), batch["mask"].to(device), amp)
             sums["loss_rec"] += loss_rec.item()
             sums["loss_focal"] += loss_focal.item()
             n += 1
