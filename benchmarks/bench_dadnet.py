@@ -12,40 +12,34 @@ the ratio DADNet / DRAEM (below 1: DADNet faster). Needs ``pip install anomalib`
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
+import sys
+from pathlib import Path
 
 import torch
 
-from paper_repro import training as T
+from paper_repro.config import get_config
+from paper_repro.dadnet.trainer import build_model, train_step
+from paper_repro.runs.loop import adam, fast_layout
+from paper_repro.runs.precision import grad_scaler
 
+sys.path.insert(0, str(Path(__file__).parent))
+from timing import timed  # noqa: E402
 
-def timed(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        tic = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - tic)
-    return statistics.median(times)
 
 
 def prepare(model, plain: bool):
     """The model and an Adam factory, as the trainer sets them up (or PyTorch's defaults)."""
     if plain:
         return model, lambda params: torch.optim.Adam(params, 1e-4)
-    return T.fast_layout(model), lambda params: T.adam(params, 1e-4, "cpu")
+    return fast_layout(model), lambda params: adam(params, 1e-4, "cpu")
 
 
 def dadnet_fns(x, mask, rw, dw, plain):
-    from paper_repro.config import get_config
-    from paper_repro.dadnet.trainer import build_model, train_step
-
     cfg = get_config("dadnet", "full", recon_width=rw, disc_width=dw)  # DRAM on, training-mode R
     model, adam = prepare(build_model(cfg), plain)
     names = ("reconstructive", "discriminative")
     opts = {name: adam(getattr(model, name).parameters()) for name in names}
-    scalers = {name: T.grad_scaler("cpu") for name in names}
+    scalers = {name: grad_scaler("cpu") for name in names}
 
     def step():
         model.train()
@@ -88,8 +82,6 @@ def draem_fns(x, mask, rw, dw, plain):
 
 
 def main() -> None:
-    from paper_repro.config import get_config
-
     demo = get_config("dadnet", "demo")
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=256)

@@ -8,29 +8,19 @@ authors' solver) is timed on 2B images too (same image count) and on B. Prints s
     python benchmarks/bench_defect_gan.py [--size 128] [--batch 4] [--conv-dim 64] [--steps 3] [--threads 2]
 """
 import argparse
-import statistics
+import dataclasses
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 import stargan_plain  # noqa: E402
+from timing import timed  # noqa: E402
 
 from paper_repro.config import get_config  # noqa: E402
-from paper_repro.defect_gan.losses import LossWeights, discriminator_loss, generator_loss  # noqa: E402
+from paper_repro.defect_gan.losses import discriminator_loss, generator_loss  # noqa: E402
 from paper_repro.defect_gan.trainer import build_networks  # noqa: E402
-
-
-def timed(step, n):
-    step()  # warm-up
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def main():
@@ -46,7 +36,6 @@ def main():
     C, B, S = 5, args.batch, args.size
     cfg = get_config("defect_gan", "full")
     repeat = cfg.d_repeat if S == 128 else max(1, (S // 2).bit_length() - 1)
-    import dataclasses
     cfg = dataclasses.replace(cfg, image_size=S, conv_dim=args.conv_dim, d_conv_dim=args.conv_dim,
                               d_repeat=repeat)
     G, D = build_networks(cfg, C)
@@ -54,14 +43,13 @@ def main():
     od = torch.optim.Adam(D.parameters(), cfg.lr, betas=cfg.betas)
     n, d = torch.rand(B, 3, S, S) * 2 - 1, torch.rand(B, 3, S, S) * 2 - 1
     c = (torch.rand(B, C) > 0.5).float()
-    w = LossWeights.from_config(cfg)
 
     def defect_gan_step():
         od.zero_grad()
-        discriminator_loss(G, D, n, d, c, c.flip(0), w)[0].backward()
+        discriminator_loss(G, D, n, d, c, c.flip(0), cfg)[0].backward()
         od.step()
         og.zero_grad()
-        generator_loss(G, D, n, d, c, c.flip(0), w)[0].backward()
+        generator_loss(G, D, n, d, c, c.flip(0), cfg)[0].backward()
         og.step()
 
     def stargan_step(batch):

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from paper_repro.data import synthetic
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -15,6 +17,14 @@ def _isolated_cache(tmp_path_factory):
     if "PAPER_REPRO_CACHE" not in os.environ:
         os.environ["PAPER_REPRO_CACHE"] = str(tmp_path_factory.mktemp("paper_repro_cache"))
     yield
+
+
+@pytest.fixture(scope="module")
+def synthesized(tmp_path_factory):
+    """``synthesized(layout, **kwargs)``: a small data set written by the bundled generator in a fresh folder."""
+    def write(layout: str, **kwargs) -> Path:
+        return synthetic.synthesize(tmp_path_factory.mktemp(layout) / layout, layout, progress=False, **kwargs)
+    return write
 
 
 def make_notebook(path: Path, cells: list[tuple[str, str]], parameters: str | None = None) -> Path:

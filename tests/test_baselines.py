@@ -9,11 +9,15 @@ import pandas as pd
 import pytest
 import torch
 
-from paper_repro import metrics
-from paper_repro.baselines import experiments as E
-from paper_repro.baselines import scoring
-from paper_repro.baselines.published import ANOMALIB_README, README_SECTIONS, _README_DIR
-from paper_repro.results import DADNET_CATEGORIES, RunInfo
+from paper_repro.baselines import anomalib_models
+from paper_repro.baselines.anomalib_models import METHODS
+from paper_repro.config import SCALES, get_config
+from paper_repro.data.roots import DataSource
+from paper_repro.evaluation import metrics, scoring
+from paper_repro.experiments import dadnet_table4, dadnet_tables_1_3, detectors
+from paper_repro.results import RunInfo
+from paper_repro.results.papers import DADNET_CATEGORIES
+from paper_repro.results.published import ANOMALIB_README, README_SECTIONS, _README_DIR
 
 HAS_ANOMALIB = importlib.util.find_spec("anomalib") is not None
 needs_anomalib = pytest.mark.skipif(not HAS_ANOMALIB, reason="anomalib is not installed (pip install '.[baselines]')")
@@ -29,14 +33,11 @@ def fake_predictions(seed: int, n: int = 8, size: int = 16) -> dict[str, torch.T
 
 
 def test_every_column_goes_through_the_same_metric_functions(monkeypatch):
-    """Each baseline's and DADNet's predictions reach paper_repro.metrics' image_auroc, pixel_auroc and
+    """Each baseline's and DADNet's predictions reach the evaluation metrics' image_auroc, pixel_auroc and
     pixel_f1 - the functions DADNet's own evaluation uses - and nothing else scores them."""
-    from paper_repro.dadnet import evaluate as dadnet_evaluate
-
-    preds = {m: fake_predictions(i) for i, m in enumerate((*E.A.METHODS, "DADNet"))}
-    monkeypatch.setattr(E, "dadnet_predictions", lambda *a, **k: preds["DADNet"])
-    monkeypatch.setattr(E, "baseline_predictions", lambda cfg, *a, **k: preds[cfg.method])
-    monkeypatch.setattr("paper_repro.data.bundled_root", lambda *a, **k: Path("unused"))
+    preds = {m: fake_predictions(i) for i, m in enumerate((*METHODS, "DADNet"))}
+    monkeypatch.setattr(dadnet_tables_1_3, "dadnet_predictions", lambda *a, **k: preds["DADNet"])
+    monkeypatch.setattr(dadnet_tables_1_3, "baseline_predictions", lambda cfg, *a, **k: preds[cfg.method])
     returned: dict[str, list[float]] = {"image_auroc": [], "pixel_auroc": [], "pixel_f1": []}
     for name in returned:
         original = getattr(metrics, name)
@@ -47,17 +48,18 @@ def test_every_column_goes_through_the_same_metric_functions(monkeypatch):
             return value
 
         monkeypatch.setattr(metrics, name, recording)
-    frame = E.comparison("smoke", runs=1, progress=False)
+    frame = dadnet_tables_1_3.comparison("smoke", DataSource(Path("unused"), "unused", "mvtec", True), runs=1,
+                                         progress=False)
     assert sorted(frame["method"]) == sorted(preds)
     for name, values in returned.items():
         assert len(values) == len(preds)  # one call per column, for every method alike
         # every number in the table is what paper_repro.metrics returned, row by row
         assert list(frame[name]) == pytest.approx([100 * v for v in values])
-    # DADNet's column equals what the DADNet package's own evaluation computes on the same predictions
+    # DADNet's column equals what DADNet's own evaluation computes on the same predictions (0.5 on M_p)
     ours = frame[frame["method"] == "DADNet"].iloc[0]
-    theirs = dadnet_evaluate.compute_metrics(preds["DADNet"])
+    theirs = scoring.score_predictions(preds["DADNet"], 0.5)
     for key in ("image_auroc", "pixel_auroc", "pixel_f1", "pixel_ap", "pixel_f1_max"):
-        assert ours[key] == pytest.approx(100 * theirs[key])
+        assert ours[key] == pytest.approx(theirs[key])
 
 
 def test_f1_adaptive_threshold_maximises_pixel_f1():
@@ -92,43 +94,45 @@ def test_runs_are_averaged_with_an_average_row():
         {"method": "PaDiM", "category": "wood", "run": 0, "image_auroc": 70.0, "pixel_auroc": 80.0, "pixel_f1": 30.0},
         {"method": "PaDiM", "category": "wood", "run": 1, "image_auroc": 70.0, "pixel_auroc": 80.0, "pixel_f1": 30.0},
     ])
-    means = E.mean_over_runs(frame).set_index("category")
+    means = detectors.mean_over_runs(frame).set_index("category")
     assert means.loc["tile", "image_auroc"] == pytest.approx(85.0)
     assert means.loc["average", "image_auroc"] == pytest.approx(77.5)
-    assert E.spread_over_runs(frame).iloc[0]["image_auroc"] == pytest.approx(2.5)
+    assert detectors.spread_over_runs(frame).iloc[0]["image_auroc"] == pytest.approx(2.5)
 
 
 def test_tables_keep_the_papers_rows_and_add_this_run_and_the_readme():
     frame = pd.DataFrame([{"method": m, "category": "tile", "run": 0, "image_auroc": 50.0, "pixel_auroc": 60.0,
-                           "pixel_f1": 5.0} for m in (*E.A.METHODS, "DADNet")])
-    tables = E.side_by_side_tables(frame, RunInfo("smoke", "bundled", "cpu"), E.plan_for("smoke"))
+                           "pixel_f1": 5.0} for m in (*METHODS, "DADNet")])
+    tables = dadnet_tables_1_3.side_by_side_tables(frame, RunInfo("smoke", "bundled", "cpu"),
+                                                   get_config("baselines", "smoke"))
     t1 = tables["image_auroc"]
-    assert list(t1.columns) == ["category", "method", "paper", "anomalib README", "README backbone", "this run", "source"]
+    assert list(t1.columns) == ["category", "method", "paper", "anomalib README", "README backbone", "this run",
+                                "source"]
     assert len(t1) == 9 * 5  # eight categories and the average, five methods, in the paper's order
     row = t1[(t1["category"] == "tile") & (t1["method"] == "STFPM")].iloc[0]
     assert (row["paper"], row["anomalib README"], row["this run"]) == (94.9, 94.9, 50.0)
     assert "scale=smoke" in t1.attrs["run_info"]
-    wide = E.wide(t1)
+    wide = dadnet_tables_1_3.wide(t1)
     assert wide.loc["tile", ("DADNet", "this run")] == 50.0
 
 
 def test_ablation_rows_are_the_papers_four():
-    assert [e for e, _, _ in E.ABLATION] == ["Baseline+DGM", "Baseline+SDGM", "Baseline+DGM+DRAM", "DADNet"]
+    rows = dadnet_table4.ABLATION
+    assert [e for e, _, _ in rows] == ["Baseline+DGM", "Baseline+SDGM", "Baseline+DGM+DRAM", "DADNet"]
     frame = pd.DataFrame([{"experiment": e, "method": e, "category": "tile", "run": 0, "image_auroc": 70.0,
-                           "pixel_auroc": 80.0, "pixel_f1": 9.0} for e, _, _ in E.ABLATION])
-    tables = E.table4(frame, RunInfo("smoke", "bundled", "cpu"))
+                           "pixel_auroc": 80.0, "pixel_f1": 9.0} for e, _, _ in rows])
+    tables = dadnet_table4.table4(frame, RunInfo("smoke", "bundled", "cpu"))
     assert list(tables["pixel_f1"]["paper"]) == [25.4, 60.9, 67.9, 70.2]
     assert list(tables["pixel_f1"]["this run"]) == [9.0] * 4
 
 
 def test_plans_cover_every_scale_and_full_is_the_paper():
-    from paper_repro.config import SCALES, get_config
-
-    assert set(E.PLANS) == set(SCALES)
-    full = E.plan_for("full")
-    assert full.categories == DADNET_CATEGORIES and full.pretrained and full.dadnet == {}
-    assert E.default_runs("full") == 3 == get_config("dadnet", "full").runs
-    assert E.dadnet_config("smoke") == get_config("dadnet", "smoke")  # smoke shares DADNet's own runs
+    assert all(get_config("baselines", scale) for scale in SCALES)
+    full = get_config("baselines", "full")
+    assert full.categories == DADNET_CATEGORIES and full.pretrained
+    assert detectors.dadnet_config("full") == get_config("dadnet", "full")
+    assert detectors.default_runs("full") == 3 == get_config("dadnet", "full").runs
+    assert detectors.dadnet_config("smoke") == get_config("dadnet", "smoke")  # smoke shares DADNet's own runs
 
 
 def _readme_tables(text: str) -> dict[str, list[list[str]]]:
@@ -163,7 +167,7 @@ def test_published_numbers_match_the_installed_anomalib_readmes():
 
 
 def test_paper_columns_that_equal_the_readme_are_found():
-    from paper_repro.baselines.published import matches_paper
+    from paper_repro.results.published import matches_paper
     from paper_repro.results import paper_table
 
     found = matches_paper(paper_table("dadnet.table1"), "image_auroc").set_index(["method", "backbone"])
@@ -175,7 +179,6 @@ def test_paper_columns_that_equal_the_readme_are_found():
 @needs_anomalib
 @pytest.mark.parametrize("method", ["FastFlow", "PaDiM", "RD", "STFPM"])
 def test_anomalib_baseline_trains_and_predicts_on_the_project_loader(method, tmp_path):
-    from paper_repro.baselines import anomalib_models as A
 
     torch.manual_seed(0)
     n, size = 4, 32
@@ -195,10 +198,10 @@ def test_anomalib_baseline_trains_and_predicts_on_the_project_loader(method, tmp
                 image = image * (1 - mask)
             return {"image": image, "mask": mask, "label": int(self.defective and i % 2)}
 
-    cfg = A.BaselineConfig(method, image_size=size, batch_size=2, epochs=1, pretrained=False)
-    model = A.build(cfg)
-    A.fit(model, cfg, Items(False), progress=False)
-    pred = A.predict(model, Items(True), batch_size=2, progress=False)
+    cfg = anomalib_models.BaselineConfig(method, image_size=size, batch_size=2, epochs=1, pretrained=False)
+    model = anomalib_models.build(cfg)
+    anomalib_models.fit(model, cfg, Items(False), progress=False)
+    pred = anomalib_models.predict(model, Items(True), batch_size=2, progress=False)
     assert pred["pred"].shape == (n, 1, size, size) and pred["score"].shape == (n,)
     assert torch.isfinite(pred["pred"]).all() and torch.isfinite(pred["score"]).all()
     values = scoring.score_predictions(pred, "f1_adaptive")
@@ -211,35 +214,34 @@ def test_stfpm_builds_offline_and_backbone_weights_load_from_a_file(tmp_path):
     import timm
     from safetensors.torch import save_file
 
-    from paper_repro.baselines import anomalib_models as A
     from paper_repro.errors import UserError
 
     original = stfpm.TimmFeatureExtractor
-    A.build(A.BaselineConfig("STFPM", image_size=32, pretrained=False))   # no download attempted
+    anomalib_models.build(anomalib_models.BaselineConfig("STFPM", image_size=32, pretrained=False))   # no download attempted
     assert stfpm.TimmFeatureExtractor is original                          # the swap is undone
     weights = timm.create_model("resnet18", pretrained=False).state_dict()
     save_file({k: v.contiguous() for k, v in weights.items()}, str(tmp_path / "r18.safetensors"))
-    model = A.build(A.BaselineConfig("PaDiM", image_size=32, pretrained=str(tmp_path / "r18.safetensors")))
+    model = anomalib_models.build(anomalib_models.BaselineConfig("PaDiM", image_size=32, pretrained=str(tmp_path / "r18.safetensors")))
     loaded = model.feature_extractor.feature_extractor.state_dict()
     assert torch.equal(loaded["conv1.weight"], weights["conv1.weight"])
-    assert "weights from r18.safetensors" in A.BaselineConfig("PaDiM", pretrained="x/r18.safetensors").describe_backbone()
+    assert "weights from r18.safetensors" in anomalib_models.BaselineConfig("PaDiM", pretrained="x/r18.safetensors").describe_backbone()
     with pytest.raises(UserError, match="not found"):
-        A.build(A.BaselineConfig("PaDiM", image_size=32, pretrained=str(tmp_path / "missing.pth")))
+        anomalib_models.build(anomalib_models.BaselineConfig("PaDiM", image_size=32, pretrained=str(tmp_path / "missing.pth")))
 
 
 def test_cli_tables_passes_runs_and_writes_the_three_tables(monkeypatch, tmp_path, capsys):
     import argparse
 
-    from paper_repro.baselines import cli
+    from paper_repro.experiments import cli
 
     calls = {}
 
-    def fake_comparison(scale, runs, methods, data, device, seed, pretrained):
+    def fake_comparison(scale, data, runs, methods, device, seed, pretrained):
         calls.update(scale=scale, runs=runs, methods=methods, pretrained=pretrained)
         return pd.DataFrame([{"method": m, "category": "tile", "run": r, "image_auroc": 50.0 + r,
                               "pixel_auroc": 60.0, "pixel_f1": 5.0} for m in methods for r in range(runs)])
 
-    monkeypatch.setattr(E, "comparison", fake_comparison)
+    monkeypatch.setattr(dadnet_tables_1_3, "comparison", fake_comparison)
     parser = argparse.ArgumentParser()
     cli.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["baselines", "tables", "--scale", "smoke", "--runs", "3", "--methods", "PaDiM,DADNet",

@@ -1,13 +1,19 @@
 """The bridge: Defect-GAN samples as pseudo-anomalies in DADNet's own format."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
+import torch.nn.functional as F
 
-from paper_repro.baselines import bridge
 from paper_repro.compose import compose
+from paper_repro.dadnet.masks import random_mask, sample_rng
 from paper_repro.dadnet.pseudo import PseudoAnomalies
+from paper_repro.data.roots import DataSource
+from paper_repro.defect_gan.control import synthesize
 from paper_repro.defect_gan.generator import Generator
+from paper_repro.experiments import bridge
 
 
 @pytest.fixture(scope="module")
@@ -27,13 +33,11 @@ def test_bank_has_dadnets_format_and_labels(generator, placement):
     again = bridge.defect_gan_bank(generator, normals, placement, variants=2, seed=1, gan_size=16, progress=False)
     assert all(torch.equal(bank[k], again[k]) for k in bank)  # deterministic given the seed
     if placement == "mask":  # the label is DADNet's random mask M_g of the same (seed, variant, index)
-        from paper_repro.dadnet.masks import random_mask, sample_rng
-
         rng = sample_rng(1, 7, 1, 2)
         rng.integers(5)  # the class draw comes first
         assert torch.equal(bank["M"][5].float(), random_mask(32, rng))
     # DADNet's data set composes them with eq. (6), like SDGM's
-    data = PseudoAnomalies(normals, "sdgm", seed=0, bank=bank, p_anomaly=1.0)
+    data = PseudoAnomalies(normals, seed=0, bank=bank, p_anomaly=1.0)
     item = data[0]
     k = [int(i) for i in torch.nonzero(bank["index"] == 0).flatten()]
     candidates = [compose(normals[0], bank["D"][j].float() / 255, bank["M"][j].float()) for j in k]
@@ -43,30 +47,23 @@ def test_bank_has_dadnets_format_and_labels(generator, placement):
 def test_own_maps_label_where_the_generator_puts_its_map(generator):
     normals = torch.rand(2, 3, 16, 16)
     bank = bridge.defect_gan_bank(generator, normals, "own", seed=3, gan_size=16, progress=False)
-    from paper_repro.defect_gan.control import synthesize
-    import torch.nn.functional as F
-
     classes = bank["prompt"]
     out = synthesize(generator, normals * 2 - 1, F.one_hot(classes, 5).float())
     assert torch.equal(bank["M"].bool(), out.mask > 0.5)
 
 
-def test_adapter_feeds_the_bank_to_dadnets_trainer_and_restores_it(generator):
-    from paper_repro.dadnet import trainer
-
-    original = trainer.make_dataset
-    bank = bridge.defect_gan_bank(generator, torch.rand(2, 3, 16, 16), "mask", seed=0, gan_size=16, progress=False)
-    with bridge._dataset_from_bank(bank):
-        assert trainer.make_dataset is not original
-    assert trainer.make_dataset is original
-    with pytest.raises(RuntimeError):
-        with bridge._dataset_from_bank(bank):
-            raise RuntimeError("training failed")
-    assert trainer.make_dataset is original
+def test_bank_anomalies_name_their_source_and_compose_the_bank(generator, tmp_path):
+    normals = torch.rand(2, 3, 16, 16)
+    bank = bridge.defect_gan_bank(generator, normals, "mask", seed=0, gan_size=16, progress=False)
+    data = PseudoAnomalies(normals, seed=0, bank=bank, source="defect-gan:mask:run", p_anomaly=1.0)
+    assert data.source == "defect-gan:mask:run" and data[1]["mask"].sum() > 0
+    assert PseudoAnomalies(normals).source == "dgm"
 
 
 def test_sources_and_default_category():
     assert bridge.SOURCES == ("DGM", "SDGM", "Defect-GAN in M_g", "Defect-GAN own maps")
-    assert bridge.default_category(None) == "concrete" and bridge.default_category("/data/mvtec") == "tile"
+    bundled = DataSource(Path("b"), "bundled", "mvtec", bundled=True)
+    real = DataSource(Path("/data/mvtec"), "/data/mvtec", "mvtec", bundled=False)
+    assert bridge.default_category(bundled) == "concrete" and bridge.default_category(real) == "tile"
     with pytest.raises(ValueError):
-        bridge.source_run("Defect-GAN in M_g", "smoke", "concrete", generator=None)
+        bridge.source_run("Defect-GAN in M_g", "smoke", "concrete", bundled, generator=None)

@@ -2,8 +2,7 @@ import dataclasses
 
 import pytest
 
-from paper_repro.config import (PAPER_DEFAULTS, SCALE_OVERRIDES, SCALES, check_scale, config_table,
-                                default_scale, get_config)
+from paper_repro.config import PROFILES, SCALES, check_scale, config_table, default_scale, get_config
 
 
 def test_full_scale_is_exactly_the_papers_settings():
@@ -21,19 +20,21 @@ def test_full_scale_is_exactly_the_papers_settings():
     assert len(dad.categories) == 8 and dad.prompts_per_category == 4
 
 
-@pytest.mark.parametrize("paper", sorted(PAPER_DEFAULTS))
-def test_small_scales_override_only_known_fields(paper):
-    names = {f.name for f in dataclasses.fields(PAPER_DEFAULTS[paper])}
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_small_scales_override_only_known_fields(profile):
+    kind, overrides = PROFILES[profile]
+    names = {f.name for f in dataclasses.fields(kind)}
+    assert set(overrides) == set(SCALES)
     for scale in SCALES:
-        assert set(SCALE_OVERRIDES[paper][scale]) <= names
-    assert SCALE_OVERRIDES[paper]["full"] == {}
+        assert set(overrides[scale]) <= names
+    assert overrides["full"] == {}
 
 
 def test_overrides_win_and_bad_names_are_refused():
     assert get_config("dadnet", "demo", epochs=3).epochs == 3
     with pytest.raises(ValueError, match="unknown scale"):
         get_config("dadnet", "huge")
-    with pytest.raises(ValueError, match="unknown paper"):
+    with pytest.raises(ValueError, match="unknown profile"):
         get_config("gan", "smoke")
 
 
@@ -50,7 +51,7 @@ def test_default_scale_reads_the_environment(monkeypatch):
 
 def test_config_table_lists_every_field_at_every_scale():
     rows = config_table("defect_gan")
-    assert {r["name"] for r in rows} == {f.name for f in dataclasses.fields(PAPER_DEFAULTS["defect_gan"])}
+    assert {r["name"] for r in rows} == {f.name for f in dataclasses.fields(PROFILES["defect_gan"][0])}
     image = next(r for r in rows if r["name"] == "image_size")
     assert image["full"] == 128 and image["smoke"] < image["demo"] <= image["full"]
 

@@ -43,7 +43,7 @@ def test_dgm_changes_only_inside_mask():
 
 
 def test_dataset_epochs_differ_and_repeat():
-    data = PseudoAnomalies(torch.rand(4, 3, 32, 32), "dgm", seed=1, p_anomaly=1.0)
+    data = PseudoAnomalies(torch.rand(4, 3, 32, 32), seed=1, p_anomaly=1.0)
     first = data[0]["mask"]
     data.set_epoch(1)
     assert not torch.equal(first, data[0]["mask"])

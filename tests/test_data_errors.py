@@ -12,22 +12,20 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from paper_repro.data import CODEBRIM, MVTecAD, NormalPool, synthetic
+from paper_repro.data import CODEBRIM, MVTecAD, NormalPool
 from paper_repro.errors import UserError
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
-def good_mvtec(tmp_path_factory) -> Path:
-    return synthetic.synthesize(tmp_path_factory.mktemp("err") / "mvtec", "mvtec", categories=["tile"], size=24,
-                                n_train=2, n_test=1, seed=0, progress=False)
+def good_mvtec(synthesized) -> Path:
+    return synthesized("mvtec", categories=["tile"], size=24, n_train=2, n_test=1, seed=0)
 
 
 @pytest.fixture(scope="module")
-def good_codebrim(tmp_path_factory) -> Path:
-    return synthetic.synthesize(tmp_path_factory.mktemp("err") / "codebrim", "codebrim", size=24, n_train=6,
-                                n_test=3, seed=0, progress=False)
+def good_codebrim(synthesized) -> Path:
+    return synthesized("codebrim", size=24, n_train=6, n_test=3, seed=0)
 
 
 @pytest.fixture
@@ -191,7 +189,7 @@ def test_cli_unknown_category(tmp_path):
 
 def test_cli_check_reports_bad_roots(mvtec, codebrim, tmp_path):
     assert_cli_error(run_cli("check", "--root", str(tmp_path / "none"), "--layout", "mvtec"), str(tmp_path / "none"))
-    assert_cli_error(run_cli("check", "--root", str(mvtec), "--layout", "codebrim"), str(mvtec / "metadata"))
+    assert_cli_error(run_cli("check", "--root", str(mvtec), "--layout", "codebrim"), str(mvtec), "metadata/defects.xml")
     bad = mvtec / "tile" / "test" / "good" / "000.png"
     bad.write_bytes(bad.read_bytes()[:100])
     assert_cli_error(run_cli("check", "--root", str(mvtec), "--layout", "mvtec"), str(bad))

@@ -12,22 +12,21 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from paper_repro.data import CODEBRIM, CODEBRIM_CLASSES, MVTecAD, NormalPool, synthetic
+from paper_repro.config import get_config
+from paper_repro.data import CODEBRIM, MVTecAD, NormalPool, synthetic
 from paper_repro.data.codebrim import read_metadata, record_name
 
 N_TRAIN, N_TEST = 3, 2
 
 
 @pytest.fixture(scope="module")
-def mvtec_root(tmp_path_factory) -> Path:
-    return synthetic.synthesize(tmp_path_factory.mktemp("ld") / "mvtec", "mvtec", categories=["tile", "carpet"],
-                                size=40, n_train=N_TRAIN, n_test=N_TEST, seed=1, progress=False)
+def mvtec_root(synthesized) -> Path:
+    return synthesized("mvtec", categories=["tile", "carpet"], size=40, n_train=N_TRAIN, n_test=N_TEST, seed=1)
 
 
 @pytest.fixture(scope="module")
-def codebrim_root(tmp_path_factory) -> Path:
-    return synthetic.synthesize(tmp_path_factory.mktemp("ld") / "codebrim", "codebrim", size=40, n_train=12,
-                                n_test=6, seed=1, progress=False)
+def codebrim_root(synthesized) -> Path:
+    return synthesized("codebrim", size=40, n_train=12, n_test=6, seed=1)
 
 
 def test_mvtec_counts_labels_and_ranges(mvtec_root):
@@ -168,9 +167,8 @@ def test_normal_pool_generated_and_from_folder(codebrim_root):
 def test_bundled_root_loads_through_real_loaders(monkeypatch, tmp_path):
     monkeypatch.setenv("PAPER_REPRO_CACHE", str(tmp_path))
     root = synthetic.bundled_root("mvtec", "smoke")
-    sizes = synthetic.SCALE_SIZES["smoke"]
+    sizes = get_config("bundled_data", "smoke")
     for cat in ("tile", "wood", "carpet"):
-        assert len(MVTecAD(root, cat, "train", image_size=32)) == sizes["n_train"]
+        assert len(MVTecAD(root, cat, "train", image_size=32)) == sizes.n_train
     croot = synthetic.bundled_root("codebrim", "smoke")
-    assert len(CODEBRIM(croot, "train", image_size=32)) == sizes["codebrim_train"]
-    assert CODEBRIM_CLASSES == synthetic.CODEBRIM_CLASSES
+    assert len(CODEBRIM(croot, "train", image_size=32)) == sizes.codebrim_train

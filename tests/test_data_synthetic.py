@@ -11,7 +11,9 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
+from paper_repro.config import PROFILES
 from paper_repro.data import synthetic
+from paper_repro.data.codebrim import CODEBRIM_CLASSES
 from paper_repro.data.defects import CODEBRIM_TAGS, DEFECTS, paint
 from paper_repro.data.textures import FAMILIES, texture
 from paper_repro.errors import UserError
@@ -23,15 +25,13 @@ def tree_digest(root: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def mvtec_root(tmp_path_factory) -> Path:
-    return synthetic.synthesize(tmp_path_factory.mktemp("syn") / "mvtec", "mvtec", categories=["tile", "wood"],
-                                size=32, n_train=3, n_test=2, seed=7, progress=False)
+def mvtec_root(synthesized) -> Path:
+    return synthesized("mvtec", categories=["tile", "wood"], size=32, n_train=3, n_test=2, seed=7)
 
 
 @pytest.fixture(scope="module")
-def codebrim_root(tmp_path_factory) -> Path:
-    return synthetic.synthesize(tmp_path_factory.mktemp("syn") / "codebrim", "codebrim", size=32, n_train=9,
-                                n_test=3, seed=7, progress=False)
+def codebrim_root(synthesized) -> Path:
+    return synthesized("codebrim", size=32, n_train=9, n_test=3, seed=7)
 
 
 def test_mvtec_layout_is_exact(mvtec_root):
@@ -64,7 +64,7 @@ def test_codebrim_layout_and_xml(codebrim_root):
     for kind in ("defects", "background"):
         root = ET.parse(codebrim_root / "metadata" / f"{kind}.xml").getroot()
         for rec in root.iter("Defect"):
-            assert [c.tag for c in rec] == list(synthetic.CODEBRIM_CLASSES)
+            assert [c.tag for c in rec] == list(CODEBRIM_CLASSES)
             values = [int(c.text) for c in rec]
             assert set(values) <= {0, 1}
             assert values[0] == (kind == "background") and (sum(values[1:]) > 0) == (kind == "defects")
@@ -139,8 +139,8 @@ def test_codebrim_labels_are_multi_label():
 
 def test_bundled_root_caches_by_layout_scale_seed_version_and_sizes(monkeypatch, tmp_path):
     monkeypatch.setenv("PAPER_REPRO_CACHE", str(tmp_path))
-    monkeypatch.setitem(synthetic.SCALE_SIZES, "smoke", dict(size=24, n_train=2, n_test=1, codebrim_train=6,
-                                                              codebrim_test=3))
+    monkeypatch.setitem(PROFILES["bundled_data"][1], "smoke", dict(size=24, n_train=2, n_test=1, codebrim_train=6,
+                                                                     codebrim_test=3))
     root = synthetic.bundled_root("mvtec", "smoke", seed=5)
     assert root.parent == tmp_path / "data"
     info = json.loads((root / "SYNTHETIC.json").read_text())
@@ -155,8 +155,8 @@ def test_bundled_root_caches_by_layout_scale_seed_version_and_sizes(monkeypatch,
     newer = synthetic.bundled_root("mvtec", "smoke", seed=5)
     assert newer != root and (newer / "SYNTHETIC.json").is_file()
     # a changed size profile gets its own folder instead of the stale one
-    monkeypatch.setitem(synthetic.SCALE_SIZES, "smoke", dict(size=24, n_train=2, n_test=2, codebrim_train=6,
-                                                              codebrim_test=3))
+    monkeypatch.setitem(PROFILES["bundled_data"][1], "smoke", dict(size=24, n_train=2, n_test=2, codebrim_train=6,
+                                                                     codebrim_test=3))
     resized = synthetic.bundled_root("mvtec", "smoke", seed=5)
     assert resized != newer and json.loads((resized / "SYNTHETIC.json").read_text())["n_test"] == 2
 
@@ -192,8 +192,8 @@ def test_a_set_another_process_finished_first_is_kept(monkeypatch, tmp_path):
     # Two processes (chapters, DDP ranks) generating the same cached set: the one that finishes
     # second must not replace the first one's folder, which the first may already be reading.
     monkeypatch.setenv("PAPER_REPRO_CACHE", str(tmp_path))
-    monkeypatch.setitem(synthetic.SCALE_SIZES, "smoke", dict(size=24, n_train=2, n_test=1, codebrim_train=6,
-                                                              codebrim_test=3))
+    monkeypatch.setitem(PROFILES["bundled_data"][1], "smoke", dict(size=24, n_train=2, n_test=1, codebrim_train=6,
+                                                                     codebrim_test=3))
     real = synthetic.write_mvtec
     first: dict[str, object] = {}
 

@@ -1,4 +1,5 @@
 """Defect-GAN trainer: exact resume, DDP on the CPU (gloo, 2 processes), schedule, logs."""
+import json
 import textwrap
 from pathlib import Path
 
@@ -7,9 +8,9 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import run_torchrun
-from paper_repro import training as T
+from paper_repro.runs import checkpoints, folders
 from paper_repro.defect_gan.data import EpochSampler, TrainingData
-from paper_repro.defect_gan.trainer import learning_rate, load_generator, make_config, train
+from paper_repro.defect_gan.trainer import config_from_run, learning_rate, load_generator, make_config, train
 
 
 def tiny_data(seed=0):
@@ -20,7 +21,7 @@ def tiny_data(seed=0):
 
 
 def weights(run_dir):
-    tensors = load_file(str(T.latest_checkpoint(run_dir)))
+    tensors = load_file(str(checkpoints.latest_checkpoint(run_dir)))
     return {k: v for k, v in tensors.items() if k.startswith("model.")}
 
 
@@ -45,12 +46,12 @@ def test_resume_equals_uninterrupted_run(tmp_path):
     data = tiny_data()
     train(cfg, tmp_path / "straight", data, progress=False, seed=1)
     train(cfg, tmp_path / "resumed", data, progress=False, seed=1, stop_at=k + 1)  # "killed" after k+1
-    assert T.latest_checkpoint(tmp_path / "resumed").name == "checkpoint_00000005.safetensors"
-    train(cfg, tmp_path / "resumed", data, progress=False, seed=1)
+    assert checkpoints.latest_checkpoint(tmp_path / "resumed").name == "checkpoint_00000005.safetensors"
+    train(cfg, tmp_path / "resumed", data, progress=False, seed=1, resume=True)
     a, b = weights(tmp_path / "straight"), weights(tmp_path / "resumed")
     assert a.keys() == b.keys() and len(a) > 10
     assert all(torch.equal(a[key], b[key]) for key in a)
-    log = T.CSVLog(tmp_path / "resumed" / "log.csv", resume_step=10**9).read()
+    log = folders.CSVLog(tmp_path / "resumed" / "log.csv", resume_step=10**9).read()
     assert list(log["step"]) == list(range(1, 2 * k + 3))  # the log reads as one run
     G, classes = load_generator(tmp_path / "resumed")
     assert len(classes) == 5 and any(v != 0 for v in G.noise_scalars().values())
@@ -60,17 +61,17 @@ def test_resume_equals_uninterrupted_run(tmp_path):
 DDP_SCRIPT = textwrap.dedent("""
     import sys, torch
     torch.set_num_threads(1)
-    from paper_repro import training as T
+    from paper_repro.runs.devices import Distributed
     from paper_repro.defect_gan import trainer
     sys.path.insert(0, sys.argv[2])
     from test_defect_gan_training import tiny_data
     wrapped = []
-    original = T.Distributed.wrap
+    original = Distributed.wrap
     def wrap(self, module):
         out = original(self, module)
         wrapped.append(out)
         return out
-    T.Distributed.wrap = wrap
+    Distributed.wrap = wrap
     cfg = trainer.make_config("smoke", iterations=5, checkpoint_every=5, sample_every=5, log_every=1)
     trainer.train(cfg, sys.argv[1], tiny_data(), progress=False)
     assert all(isinstance(m, torch.nn.parallel.DistributedDataParallel) for m in wrapped), wrapped
@@ -88,15 +89,11 @@ def test_ddp_two_cpu_processes_with_gloo(tmp_path):
     script.write_text(DDP_SCRIPT)
     stdout = run_torchrun(script, tmp_path / "run", Path(__file__).parent, cwd=tmp_path, timeout=120)
     assert stdout.count("DDP-OK") == 2
-    assert T.latest_checkpoint(tmp_path / "run").name == "checkpoint_00000005.safetensors"
+    assert checkpoints.latest_checkpoint(tmp_path / "run").name == "checkpoint_00000005.safetensors"
 
 
 def test_runs_from_before_mask_init_load_with_a_bias_free_map_head(tmp_path):
-    import json
-
-    from paper_repro.defect_gan.trainer import config_from_run
-
-    T.write_run_config(tmp_path, make_config("smoke"), classes=["a", "b"])
+    folders.write_run_config(tmp_path, make_config("smoke"), classes=["a", "b"])
     assert config_from_run(tmp_path)[0].mask_init == make_config("smoke").mask_init == 0.02
     saved = json.loads((tmp_path / "run.json").read_text())
     del saved["config"]["mask_init"]

@@ -9,12 +9,11 @@ from torch.utils.data import Dataset
 from paper_repro.config import get_config
 from paper_repro.defect_gan.data import TrainingData
 from paper_repro.defect_gan.generator import Generator
-from paper_repro.detection import accuracy, grl
-from paper_repro.detection.augment import SynthesizedSet, n_restored, write_synthesized_set
-from paper_repro.detection.models import DefectClassifier, build_backbone
-from paper_repro.detection.reading import compare_ordering
-from paper_repro.detection.train import train_classifier
+from paper_repro.defect_gan import classifier
+from paper_repro.defect_gan.classifier import DefectClassifier, build_backbone, train_classifier
 from paper_repro.errors import UserError
+from paper_repro.experiments.defect_gan_table3 import SynthesizedSet, n_restored, write_synthesized_set
+from paper_repro.results.reading import compare_ordering
 
 
 # ---- gradient reversal ------------------------------------------------------------------------
@@ -22,7 +21,7 @@ from paper_repro.errors import UserError
 def test_grl_is_identity_forward_and_negated_times_coefficient_backward(coefficient):
     x = torch.randn(4, 5, requires_grad=True)
     upstream = torch.randn(4, 5)
-    y = grl.grad_reverse(x, coefficient)
+    y = classifier.grad_reverse(x, coefficient)
     assert torch.equal(y, x)
     y.backward(upstream)
     assert torch.allclose(x.grad, -coefficient * upstream)
@@ -30,7 +29,7 @@ def test_grl_is_identity_forward_and_negated_times_coefficient_backward(coeffici
 
 def test_grl_layer_reverses_only_what_flows_through_it():
     w = torch.tensor(2.0, requires_grad=True)
-    layer = grl.GradientReversalLayer(0.5)
+    layer = classifier.GradientReversalLayer(0.5)
     h = w * 3.0
     (h + layer(h)).backward()  # d/dw [h + R(h)] = 3 + (-0.5) * 3
     assert w.grad.item() == pytest.approx(1.5)
@@ -61,10 +60,10 @@ def test_exact_match_accuracy_equals_a_hand_count():
                            [-1, -1, -3],    # wrong (missed class)
                            [0.1, -5, -5]])  # right (sigmoid(0.1) > 0.5)
     hand = sum([1, 1, 0, 0, 1]) / 5
-    assert accuracy.exact_match_accuracy(logits, labels) == pytest.approx(hand)
-    assert accuracy.predict_labels(logits)[2].tolist() == [0, 1, 1]
+    assert classifier.exact_match_accuracy(logits, labels) == pytest.approx(hand)
+    assert classifier.predict_labels(logits)[2].tolist() == [0, 1, 1]
     with pytest.raises(ValueError):
-        accuracy.exact_match_accuracy(logits[:, :2], labels)
+        classifier.exact_match_accuracy(logits[:, :2], labels)
 
 
 # ---- models -----------------------------------------------------------------------------------
@@ -139,7 +138,7 @@ def test_training_keeps_the_best_validation_epoch_and_resumes(tmp_path):
                                 progress=False)
     assert 1 <= straight.best_epoch <= 2 and 0 <= straight.test_accuracy <= 1
     log = (tmp_path / "a" / "log.csv").read_text().splitlines()
-    assert log[0].startswith("step,val_accuracy") and len(log) == 3 and "src" in log[0]
+    assert log[0].startswith("step,sec,val_accuracy") and len(log) == 3 and "src" in log[0]
     # interrupted after epoch 1, then resumed: the same weights and result as the straight run
     train_classifier(get_config("detection", "smoke", epochs=1, batch_size=4), "resnet34", "toy", train, val,
                      test, tmp_path / "b", source_head=True, progress=False)

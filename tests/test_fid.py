@@ -1,10 +1,11 @@
-"""FID (paper_repro.fid): zero on identical sets, growing with a shift, named extractor, split halves."""
+"""FID (paper_repro.evaluation.fid): zero on identical sets, growing with a shift, named extractor, split halves."""
 import numpy as np
 import pytest
 import torch
 from scipy import linalg
 
-from paper_repro import fid as F
+from paper_repro.data import bundled_root
+from paper_repro.evaluation import fid
 
 
 @pytest.fixture(scope="module")
@@ -16,17 +17,17 @@ def images():
 
 @pytest.fixture(scope="module")
 def extractor():
-    return F.RandomConvFeatures(seed=0, widths=(8, 16))
+    return fid.RandomConvFeatures(seed=0, widths=(8, 16))
 
 
 def test_fid_of_a_set_against_itself_is_zero(images, extractor):
-    score = F.fid(images, images, extractor)
+    score = fid.fid(images, images, extractor)
     assert abs(score.value) < 1e-3
     assert score.n_real == score.n_fake == len(images)
 
 
 def test_fid_grows_with_a_shift(images, extractor):
-    values = [F.fid(images, (images + s).clamp(0, 1), extractor).value for s in (0.0, 0.1, 0.2, 0.4)]
+    values = [fid.fid(images, (images + s).clamp(0, 1), extractor).value for s in (0.0, 0.1, 0.2, 0.4)]
     assert values[0] < 1e-3
     assert all(b > a for a, b in zip(values, values[1:])), values
 
@@ -38,43 +39,43 @@ def test_fid_equals_the_frechet_formula_on_the_same_features(images, extractor):
         a, b = extractor(real).double().numpy(), extractor(fake).double().numpy()
     mu1, mu2, s1, s2 = a.mean(0), b.mean(0), np.cov(a, rowvar=False), np.cov(b, rowvar=False)
     expected = np.sum((mu1 - mu2) ** 2) + np.trace(s1 + s2 - 2 * linalg.sqrtm(s1 @ s2).real)
-    assert F.fid(real, fake, extractor).value == pytest.approx(expected, rel=1e-3, abs=1e-4)
+    assert fid.fid(real, fake, extractor).value == pytest.approx(expected, rel=1e-3, abs=1e-4)
 
 
 def test_every_score_names_its_extractor(images, extractor):
-    score = F.fid(images[:30], images[30:60], extractor)
+    score = fid.fid(images[:30], images[30:60], extractor)
     assert extractor.name in str(score) and "random-conv" in score.extractor
     assert float(score) == score.value
 
 
 def test_batches_can_be_streamed(images, extractor):
-    whole = F.fid(images[:60], images[60:], extractor).value
-    streamed = F.fid(iter(images[:60].split(7)), iter(images[60:].split(11)), extractor).value
+    whole = fid.fid(images[:60], images[60:], extractor).value
+    streamed = fid.fid(iter(images[:60].split(7)), iter(images[60:].split(11)), extractor).value
     assert streamed == pytest.approx(whole, rel=1e-5, abs=1e-6)
 
 
 def test_split_halves_are_disjoint_equal_and_seeded():
-    a, b = F.split_halves(11, seed=3)
+    a, b = fid.split_halves(11, seed=3)
     assert len(a) == len(b) == 5
     assert set(a.tolist()).isdisjoint(b.tolist())
     assert set(a.tolist()) | set(b.tolist()) <= set(range(11))
-    a2, b2 = F.split_halves(11, seed=3)
+    a2, b2 = fid.split_halves(11, seed=3)
     assert torch.equal(a, a2) and torch.equal(b, b2)
-    assert not torch.equal(F.split_halves(11, seed=4)[0], a)
+    assert not torch.equal(fid.split_halves(11, seed=4)[0], a)
 
 
 def test_ideal_synthesizer_row_is_fid_of_the_two_halves(images, extractor, monkeypatch):
     seen = []
-    real_fid = F.fid
+    real_fid = fid.fid
 
     def spy(real, fake, ext, **kw):
         seen.append((real, fake))
         return real_fid(real, fake, ext, **kw)
 
-    monkeypatch.setattr(F, "fid", spy)
-    score = F.ideal_synthesizer_fid(images, extractor, seed=1)
+    monkeypatch.setattr(fid, "fid", spy)
+    score = fid.ideal_synthesizer_fid(images, extractor, seed=1)
     (real, fake), = seen
-    first, second = F.split_halves(len(images), seed=1)
+    first, second = fid.split_halves(len(images), seed=1)
     assert torch.equal(real, images[first]) and torch.equal(fake, images[second])
     # no image is in both halves (the samples are continuous, so equal rows mean the same sample)
     assert not (real[:, None] == fake[None]).flatten(2).all(-1).any()
@@ -84,28 +85,26 @@ def test_ideal_synthesizer_row_is_fid_of_the_two_halves(images, extractor, monke
 def test_inception_without_weights_says_what_to_do(monkeypatch, tmp_path):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     monkeypatch.delenv("PAPER_REPRO_INCEPTION_WEIGHTS", raising=False)
-    with pytest.raises(F.InceptionUnavailable, match="weights-inception-2015-12-05"):
-        F.InceptionV3Features()
-    with pytest.raises(F.InceptionUnavailable, match="no such"):
-        F.find_inception_weights(tmp_path / "missing.pth")
+    with pytest.raises(fid.InceptionUnavailable, match="weights-inception-2015-12-05"):
+        fid.InceptionV3Features()
+    with pytest.raises(fid.InceptionUnavailable, match="no such"):
+        fid.find_inception_weights(tmp_path / "missing.pth")
 
 
 def test_auto_falls_back_to_the_in_domain_extractor_and_says_so(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     monkeypatch.delenv("PAPER_REPRO_INCEPTION_WEIGHTS", raising=False)
-    sentinel = F.RandomConvFeatures(seed=5)
-    monkeypatch.setattr(F, "in_domain_extractor", lambda *a, **k: sentinel)
-    assert F.resolve_extractor("auto", codebrim_root=tmp_path) is sentinel
+    sentinel = fid.RandomConvFeatures(seed=5)
+    monkeypatch.setattr(fid, "in_domain_extractor", lambda *a, **k: sentinel)
+    assert fid.resolve_extractor("auto", codebrim=object()) is sentinel
     assert "in-domain extractor" in capsys.readouterr().out
 
 
 def test_in_domain_extractor_trains_once_and_is_cached(tmp_path):
-    from paper_repro.data import bundled_root
-
     root = bundled_root("codebrim", "smoke")
-    cfg = F.ExtractorConfig(image_size=32, epochs=1, widths=(8, 16))
-    a = F.train_in_domain_features(root, cfg, seed=0, run_dir=tmp_path / "x", progress=False)
-    b = F.train_in_domain_features(root, cfg, seed=0, run_dir=tmp_path / "x", progress=False)
+    cfg = fid.ExtractorConfig(image_size=32, epochs=1, widths=(8, 16))
+    a = fid.train_in_domain_features(root, cfg, seed=0, run_dir=tmp_path / "x", progress=False)
+    b = fid.train_in_domain_features(root, cfg, seed=0, run_dir=tmp_path / "x", progress=False)
     assert (tmp_path / "x" / "extractor.safetensors").is_file()
     x = torch.rand(4, 3, 32, 32)
     assert torch.equal(a(x), b(x)) and a(x).shape == (4, 16)

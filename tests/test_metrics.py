@@ -4,7 +4,7 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score, f1_score, precision_recall_curve, roc_auc_score
 
-from paper_repro import metrics
+from paper_repro.evaluation import metrics
 
 
 @pytest.fixture

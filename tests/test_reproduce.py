@@ -6,7 +6,7 @@ import pytest
 from conftest import make_notebook
 from paper_repro.cli import main
 from paper_repro.errors import UserError
-from paper_repro.reproduce import chapter_name, list_chapters, reproduce, select
+from paper_repro.book.reproduce import chapter_name, list_chapters, reproduce, select
 
 PARAMETERS = 'scale = None\ndevice = "cpu"\ndata_root = None\nseed = 42\nresults_dir = None'
 

@@ -1,8 +1,9 @@
 import pandas as pd
 import pytest
 
-from paper_repro.results import (DADNET_CATEGORIES, DADNET_METHODS, NOT_IN_PAPER, PAPER_TABLES, RunInfo,
-                                 dadnet_table, paper_table, save_table, side_by_side, to_markdown)
+from paper_repro.results import (NOT_IN_PAPER, PAPER_TABLES, RunInfo, dadnet_table, paper_table, save_table,
+                                 side_by_side, to_markdown)
+from paper_repro.results.papers import DADNET_CATEGORIES, DADNET_METHODS
 
 
 def test_every_table_of_both_papers_is_kept_and_cited():

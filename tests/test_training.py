@@ -2,9 +2,10 @@ import pytest
 import torch
 
 from paper_repro.errors import UserError
-from paper_repro.training import (CSVLog, adam, cached_run_dir, checkpoint_path, config_hash, fast_layout,
-                                  latest_checkpoint, load_checkpoint, read_run_config, resolve_device,
-                                  save_checkpoint, write_run_config)
+from paper_repro.runs.checkpoints import checkpoint_path, latest_checkpoint, load_checkpoint, save_checkpoint
+from paper_repro.runs.devices import resolve_device
+from paper_repro.runs.folders import CSVLog, cached_run_dir, config_hash, read_run_config, write_run_config
+from paper_repro.runs.loop import adam, fast_layout
 
 
 def _train(model, optimizer, scheduler, steps):

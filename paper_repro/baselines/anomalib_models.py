@@ -3,8 +3,8 @@ as anomalib's *torch* models, trained here with plain loops on this project's da
 
 anomalib's Lightning engine, pre-processor, post-processor and metrics are deliberately left out:
 images come from :class:`paper_repro.data.MVTecAD` (normalised with ImageNet statistics, as
-anomalib's pre-processor does), and the anomaly maps are scored by :mod:`paper_repro.metrics`
-exactly like DADNet's (:mod:`paper_repro.baselines.scoring`). What is anomalib's: the networks,
+anomalib's pre-processor does), and the anomaly maps are scored by :mod:`paper_repro.evaluation.metrics`
+exactly like DADNet's (:mod:`paper_repro.evaluation.scoring`). What is anomalib's: the networks,
 their losses, and their optimisers (the settings of each model's ``configure_optimizers``).
 
 Backbones: ``pretrained=True`` lets timm load ImageNet weights (download or Hugging Face cache);

@@ -9,6 +9,6 @@ Modules, in the order of the paper:
 - :mod:`~paper_repro.dadnet.dram` - DRAM, eq. (13)-(19)
 - :mod:`~paper_repro.dadnet.networks` - reconstructive and discriminative U-Nets (§2.2)
 - :mod:`~paper_repro.dadnet.losses` - L_rec eq. (7)-(10), focal loss eq. (11)-(12)
-- :mod:`~paper_repro.dadnet.scoring` - image score from M_p
-- :mod:`~paper_repro.dadnet.trainer`, :mod:`~paper_repro.dadnet.evaluate`, :mod:`~paper_repro.dadnet.cli`
+- :mod:`~paper_repro.dadnet.trainer`, :mod:`~paper_repro.dadnet.evaluate` (image score from M_p, metrics),
+  :mod:`~paper_repro.dadnet.cli`
 """

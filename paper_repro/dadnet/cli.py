@@ -36,14 +36,19 @@ def register(subparsers) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from paper_repro.dadnet.trainer import train
+    from paper_repro.dadnet.trainer import pseudo_anomalies, train
+    from paper_repro.data.roots import resolve_data
 
     cfg = get_config("dadnet", args.scale)
     if args.epochs:  # keep the learning-rate milestones at the same fractions of the run
         cfg = get_config("dadnet", args.scale, epochs=args.epochs, lr_milestones=tuple(
             max(1, round(m * args.epochs / cfg.epochs)) for m in cfg.lr_milestones))
-    train(cfg, Path(args.out), args.data, args.category, scale=args.scale, pseudo=args.pseudo,
-          dram=not args.no_dram, sd_model=args.sd_model, device=args.device, resume=args.resume)
+    source = resolve_data(args.data, "mvtec", args.scale)
+    dataset = pseudo_anomalies(cfg, source.root, args.category, args.pseudo, args.sd_model, args.device)
+    sd_model = args.sd_model if args.pseudo == "sdgm" else None
+    train(cfg, Path(args.out), dataset, dram=not args.no_dram, device=args.device, resume=args.resume,
+          run_info={"category": args.category, "data": source.key, "data_root": str(source.root),
+                    "sd_model": sd_model, "scale": args.scale})
     print(f"trained {args.category} ({args.pseudo}, DRAM {'off' if args.no_dram else 'on'}) -> {args.out}")
     return 0
 

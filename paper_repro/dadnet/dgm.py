@@ -23,6 +23,7 @@ from kornia.geometry.transform import rotate
 
 from paper_repro.compose import compose
 from paper_repro.dadnet.masks import random_mask
+from paper_repro.data.textures import FAMILIES, texture
 
 SOURCES = ("noise", "texture")
 
@@ -38,8 +39,6 @@ def noise_source(size: int, rng: np.random.Generator) -> torch.Tensor:
 def texture_bank(size: int, n: int = 48, seed: int = 0) -> torch.Tensor:
     """The anomaly-source textures (DRAEM's DTD stand-in): ``n`` procedural textures of every family,
     ``(n, 3, size, size)`` in [0, 1], the same for every run (drawn once per process)."""
-    from paper_repro.data.textures import FAMILIES, texture
-
     families = sorted(FAMILIES)
     rng = np.random.default_rng(seed)
     return torch.stack([torch.from_numpy(np.ascontiguousarray(texture(families[i % len(families)], rng, size)))

@@ -1,17 +1,40 @@
-"""Evaluating a trained DADNet on a test split (§3.3): image AUROC, pixel AUROC, pixel F1 (eq. 20),
-plus pixel AP and F1-max. The image score is :func:`paper_repro.dadnet.scoring.image_scores`."""
+"""Evaluating a trained DADNet on a test split (§3.3).
+
+The predicted mask ``M_p`` is the discriminative network's anomaly probability; an image's score
+follows DRAEM, which DADNet does not contradict: the maximum of ``M_p`` after a ``k x k`` mean
+filter (k = 21 at 256 px, scaled with the image size), so one isolated confident pixel does not make
+an image anomalous but a small confident region does. The metrics are computed by the one scoring
+path every method of Tables 1-4 goes through, :func:`paper_repro.evaluation.scoring.score_predictions`.
+"""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from paper_repro import metrics
 from paper_repro.dadnet.networks import DADNet, predicted_mask
-from paper_repro.dadnet.scoring import image_scores
+from paper_repro.dadnet.trainer import load_model
+from paper_repro.data.mvtec import MVTecAD
+from paper_repro.data.roots import find_dataset_root
+from paper_repro.errors import UserError
+from paper_repro.evaluation.scoring import score_predictions
+
+
+def score_kernel(image_size: int) -> int:
+    """DRAEM's 21 px window at 256 px, scaled to ``image_size`` and kept odd."""
+    k = max(1, round(21 * image_size / 256))
+    return k if k % 2 else k + 1
+
+
+def image_scores(pred_masks: torch.Tensor, kernel: int | None = None) -> torch.Tensor:
+    """``(B, 1, H, W)`` M_p -> ``(B,)`` scores: max of the mean-filtered map."""
+    kernel = kernel or score_kernel(pred_masks.shape[-1])
+    smoothed = F.avg_pool2d(pred_masks, kernel, stride=1, padding=kernel // 2, count_include_pad=False)
+    return smoothed.flatten(1).amax(1)
 
 
 @torch.no_grad()
@@ -33,33 +56,28 @@ def predict(model: DADNet, dataset, batch_size: int = 8, device: str | torch.dev
     return result
 
 
-def compute_metrics(pred: dict[str, torch.Tensor]) -> dict[str, float]:
-    return {
-        "image_auroc": metrics.image_auroc(pred["score"], pred["label"]),
-        "pixel_auroc": metrics.pixel_auroc(pred["pred"], pred["mask"]),
-        "pixel_f1": metrics.pixel_f1(pred["pred"], pred["mask"], threshold=0.5),
-        "pixel_ap": metrics.pixel_ap(pred["pred"], pred["mask"]),
-        "pixel_f1_max": metrics.pixel_f1_max(pred["pred"], pred["mask"]),
-    }
-
-
 def evaluate(run_dir: str | Path, data_root: str | Path | None = None, category: str | None = None,
              device: str = "cpu", progress: bool = True, write: bool = True):
-    """Evaluate the run's latest checkpoint; writes ``run_dir/metrics.json``; returns
-    ``(metrics, predictions)``. Defaults: the run's own category and data."""
-    from paper_repro.data import MVTecAD
-    from paper_repro.dadnet.trainer import data_root_for, load_model
-
+    """Evaluate the run's latest checkpoint on its category's test split; writes ``run_dir/metrics.json``
+    (percent); returns ``(metrics, predictions)``. Defaults: the run's own category and data."""
     model, cfg, saved = load_model(run_dir, device)
-    category = category or saved["category"]
-    trained_on = str(saved.get("data", ""))
-    root = data_root_for(data_root or (None if trained_on.startswith("bundled") else trained_on),
-                         saved.get("scale", "full"))
+    category = category or saved.get("category")
+    if category is None:
+        raise UserError(f"{run_dir}/run.json: names no category; pass --category")
+    if data_root is not None:
+        root = find_dataset_root(data_root, "mvtec")
+    elif saved.get("data_root"):
+        root = Path(saved["data_root"])
+    else:
+        raise UserError(f"{run_dir}/run.json: names no data set; pass --data")
     test = MVTecAD(root, category, split="test", image_size=cfg.image_size)
     pred = predict(model, test, cfg.batch_size, device, progress)
-    values = compute_metrics(pred)
+    values = score_predictions(pred, 0.5)
     if write:
         (Path(run_dir) / "metrics.json").write_text(json.dumps(
-            {**values, "category": category, "n_test": len(test), "threshold": 0.5,
+            {**values, "unit": "percent", "category": category, "n_test": len(test), "threshold": 0.5,
              "image_score": "max of mean-filtered M_p"}, indent=2))
     return values, pred
+
+
+__all__ = ["score_kernel", "image_scores", "predict", "evaluate"]

@@ -29,15 +29,21 @@ from __future__ import annotations
 
 import gzip
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+import open_clip
 import torch
 import torch.nn.functional as F
+from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionInpaintPipeline, UNet2DConditionModel
+from open_clip.tokenizer import bytes_to_unicode
 from tqdm.auto import tqdm
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from paper_repro.compose import compose
+from paper_repro.config import cache_dir
 from paper_repro.errors import UserError
 
 TINY = "tiny"
@@ -149,10 +155,6 @@ class SDGMComponents:
 def build_clip_tokenizer(folder: str | Path):
     """CLIP's 49,408-token BPE tokenizer rebuilt offline from ``open_clip``'s vocabulary file and
     saved with ``save_pretrained`` in ``folder`` (reload: ``CLIPTokenizer.from_pretrained(folder)``)."""
-    import open_clip
-    from open_clip.tokenizer import bytes_to_unicode
-    from transformers import CLIPTokenizer
-
     bpe = Path(open_clip.__file__).parent / "bpe_simple_vocab_16e6.txt.gz"
     lines = gzip.open(bpe).read().decode("utf-8").split("\n")
     merges = [tuple(m.split()) for m in lines[1:49152 - 256 - 2 + 1]]   # as open_clip / OpenAI CLIP
@@ -173,9 +175,6 @@ def build_tiny_sdgm(folder: str | Path, seed: int = 0) -> Path:
     (four 32-channel blocks) like SD's; the UNet has two levels of 32/64 channels with
     cross-attention to a 32-wide, 2-layer CLIP text encoder.
     """
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionInpaintPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
-
     folder = Path(folder)
     torch.manual_seed(seed)
     tokenizer = build_clip_tokenizer(folder / "tokenizer")
@@ -204,8 +203,6 @@ def build_tiny_sdgm(folder: str | Path, seed: int = 0) -> Path:
 
 def tiny_sdgm_dir() -> Path:
     """The cached tiny checkpoint folder (built on first use)."""
-    from paper_repro.config import cache_dir
-
     folder = cache_dir() / "sdgm" / "tiny-v1"
     if not (folder / "model_index.json").is_file():
         build_tiny_sdgm(folder)
@@ -222,14 +219,9 @@ def load_sdgm(model: str | Path = TINY, local_files_only: bool | None = None,
     The scheduler is DDIM built from the checkpoint's own noise schedule. A checkpoint that cannot be
     found (offline, wrong id, missing files) raises :class:`UserError` naming it.
     """
-    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
-    from transformers import CLIPTextModel, CLIPTokenizer
-
     is_tiny = str(model) == TINY
     path = str(tiny_sdgm_dir()) if is_tiny else str(model)
     if local_files_only is None:
-        import os
-
         local_files_only = is_tiny or os.environ.get("PAPER_REPRO_SD_DOWNLOAD", "0") != "1"
     kw = dict(local_files_only=local_files_only)
     dkw = dict(kw, low_cpu_mem_usage=False)  # without `accelerate` installed, say so up front

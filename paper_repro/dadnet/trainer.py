@@ -1,4 +1,4 @@
-"""Training DADNet (§3.2) on the shared machinery of :mod:`paper_repro.training`.
+"""Training DADNet (§3.2) with the shared loop :func:`paper_repro.runs.loop.fit`.
 
 Both networks train together on the same batches, with independent gradients: the reconstructive
 network minimises L_rec (eq. 10) of ``R = recon(A)`` against the normal image I; the discriminative
@@ -12,19 +12,23 @@ pseudo-anomalies of epoch e are drawn from generators keyed by the seed and e).
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
-from tqdm.auto import tqdm
 
-from paper_repro import training as T
-from paper_repro.config import get_config
 from paper_repro.dadnet.losses import focal_loss, reconstruction_loss
 from paper_repro.dadnet.networks import DADNet
 from paper_repro.dadnet.pseudo import PseudoAnomalies, load_normals, sdgm_bank
+from paper_repro.data.roots import DataSource
 from paper_repro.errors import UserError
+from paper_repro.runs.checkpoints import latest_checkpoint, load_weights
+from paper_repro.runs.devices import Distributed, resolve_device, seed_everything, unwrap
+from paper_repro.runs.folders import cached_run_dir, config_from_run as read_config
+from paper_repro.runs.loop import TrainState, adam, fast_layout, fit, is_finished
+from paper_repro.runs.precision import autocast, grad_scaler, optimizer_step
+
+PSEUDO_SOURCES = ("dgm", "sdgm")
 
 
 def build_model(cfg, dram: bool = True) -> DADNet:
@@ -48,61 +52,45 @@ def train_step(cfg, recon, disc, opts, scalers, image, anomalous, mask, amp: boo
 
     ``opts`` and ``scalers`` are keyed ``reconstructive`` and ``discriminative``.
     """
-    with T.autocast(image.device, amp):
+    with autocast(image.device, amp):
         reconstruction = recon(anomalous)
         loss_rec = reconstruction_loss(image, reconstruction.float(), cfg.lambda_ssim)   # eq. (10)
         if cfg.eval_mode_reconstruction:  # the R evaluation will give the discriminative net
-            seen = reconstruction_at_inference(T.unwrap(recon), anomalous)
+            seen = reconstruction_at_inference(unwrap(recon), anomalous)
         else:                             # DRAEM's: the training-mode R, detached
             seen = reconstruction.detach()
         logits = disc(torch.cat([anomalous, seen], dim=1))
         loss_focal = focal_loss(logits.float(), mask, cfg.focal_beta, cfg.focal_delta)  # eq. (12)
     for name, loss in (("reconstructive", loss_rec), ("discriminative", loss_focal)):
-        opts[name].zero_grad(set_to_none=True)
-        scalers[name].scale(loss).backward()
-        scalers[name].step(opts[name])
-        scalers[name].update()
+        optimizer_step(loss, opts[name], scalers[name])
     return loss_rec, loss_focal
 
 
-def data_root_for(data_root: str | Path | None, scale: str) -> Path:
-    """The MVTec-layout set under ``data_root`` (the set itself, or a folder holding it beside
-    CODEBRIM), or the bundled synthetic MVTec-layout set at ``scale``."""
-    from paper_repro.data import bundled_root, find_dataset_root
-
-    if data_root:
-        return find_dataset_root(data_root, "mvtec")
-    return bundled_root("mvtec", scale)
-
-
-def make_dataset(cfg, root: Path, category: str, pseudo: str, sd_model: str = "tiny",
-                 device: str | torch.device = "cpu", progress: bool = True) -> PseudoAnomalies:
+def pseudo_anomalies(cfg, root: Path, category: str, pseudo: str, sd_model: str = "tiny",
+                     device: str | torch.device = "cpu", progress: bool = True) -> PseudoAnomalies:
+    """The training inputs of ``category``: DGM's, or SDGM's made with the checkpoint ``sd_model``."""
+    if pseudo not in PSEUDO_SOURCES:
+        raise UserError(f"unknown pseudo-anomaly source {pseudo!r}: expected one of {', '.join(PSEUDO_SOURCES)}")
     normals = load_normals(root, category, cfg.image_size)
-    bank = None
-    if pseudo == "sdgm":
-        variants = max(1, -(-cfg.n_pseudo // len(normals))) if cfg.n_pseudo else 1
-        bank = sdgm_bank(normals, category, model=sd_model, variants=variants,
-                         n_prompts=cfg.prompts_per_category, steps=cfg.sd_steps,
-                         strength=cfg.sd_strength, seed=cfg.seed, device=device, progress=progress)
-    return PseudoAnomalies(normals, pseudo, seed=cfg.seed, bank=bank)
+    if pseudo == "dgm":
+        return PseudoAnomalies(normals, seed=cfg.seed)
+    variants = max(1, -(-cfg.n_pseudo // len(normals))) if cfg.n_pseudo else 1
+    bank = sdgm_bank(normals, category, model=sd_model, variants=variants, n_prompts=cfg.prompts_per_category,
+                     steps=cfg.sd_steps, strength=cfg.sd_strength, seed=cfg.seed, device=device,
+                     progress=progress)
+    return PseudoAnomalies(normals, seed=cfg.seed, bank=bank, source=f"sdgm:{sd_model}")
 
 
-def train(cfg, run_dir: str | Path, data_root: str | Path | None, category: str, *,
-          scale: str = "full", pseudo: str = "dgm", dram: bool = True, sd_model: str = "tiny",
-          device: str = "cpu", resume: bool = False, amp: bool = True, progress: bool = True,
-          stop_at: int | None = None) -> Path:
-    """Train (or, with ``resume``, continue) the run in ``run_dir`` up to ``cfg.epochs`` epochs
-    (``stop_at`` ends earlier, to simulate an interruption). Works unchanged under ``torchrun``."""
+def train(cfg, run_dir: str | Path, dataset: PseudoAnomalies, *, dram: bool = True, device: str = "cpu",
+          resume: bool = False, amp: bool = True, progress: bool = True, stop_at: int | None = None,
+          run_info: dict | None = None) -> Path:
+    """Train (or, with ``resume``, continue) the run in ``run_dir`` on ``dataset`` up to ``cfg.epochs``
+    epochs (``stop_at`` ends earlier, to simulate an interruption). Works unchanged under ``torchrun``.
+    ``run_info`` (category, data, ...) is recorded in ``run.json``."""
     run_dir = Path(run_dir)
-    last = T.latest_checkpoint(run_dir)
-    if last is not None and not resume:
-        raise UserError(f"{run_dir}: already holds a training run ({last.name}); pass --resume to "
-                        "continue it or choose another --out folder")
-    dist = T.Distributed.from_env(device)
-    device = dist.device(T.resolve_device(device))
-    T.seed_everything(cfg.seed + dist.rank)
-    root = data_root_for(data_root, scale)
-    dataset = make_dataset(cfg, root, category, pseudo, sd_model, device, progress and dist.is_main)
+    dist = Distributed.from_env(device)
+    device = dist.device(resolve_device(device))
+    seed_everything(cfg.seed + dist.rank)
     # one sampler for one or many processes: each rank reads its share, reshuffled per epoch
     sampler = DistributedSampler(dataset, num_replicas=dist.world_size, rank=dist.rank, shuffle=True,
                                  seed=cfg.seed, drop_last=True)
@@ -110,31 +98,22 @@ def train(cfg, run_dir: str | Path, data_root: str | Path | None, category: str,
     loader = DataLoader(dataset, batch_size=per_rank, sampler=sampler, drop_last=len(dataset) > per_rank)
 
     # channels-last weights and fused Adam: measured 0.35 -> 0.21 s a demo step on the CPU, same maths
-    model = T.fast_layout(build_model(cfg, dram).to(device))
-    opts = {name: T.adam(getattr(model, name).parameters(), cfg.lr, device)
+    model = fast_layout(build_model(cfg, dram).to(device))
+    opts = {name: adam(getattr(model, name).parameters(), cfg.lr, device)
             for name in ("reconstructive", "discriminative")}
     scheds = {name: torch.optim.lr_scheduler.MultiStepLR(opt, list(cfg.lr_milestones), cfg.lr_gamma)
               for name, opt in opts.items()}
-    scalers = {name: T.grad_scaler(device, amp) for name in opts}
-    state = dict(modules={"reconstructive": model.reconstructive, "discriminative": model.discriminative},
-                 optimizers=opts, schedulers=scheds, scalers=scalers)
-    epoch = 0
-    if last is not None:
-        epoch = T.load_checkpoint(last, **state)["step"]
-    if dist.is_main:
-        T.write_run_config(run_dir, cfg, category=category, pseudo=pseudo, dram=dram, scale=scale,
-                           sd_model=sd_model if pseudo == "sdgm" else None,
-                           data=str(data_root) if data_root else f"bundled-{scale}")
-        log = T.CSVLog(run_dir / "log.csv", resume_step=epoch if last is not None else None)
+    scalers = {name: grad_scaler(device, amp) for name in opts}
+    state = TrainState({"reconstructive": model.reconstructive, "discriminative": model.discriminative},
+                       opts, scheds, scalers)
     recon, disc = dist.wrap(model.reconstructive), dist.wrap(model.discriminative)
-    end = min(cfg.epochs, stop_at if stop_at is not None else cfg.epochs)
-    bar = tqdm(range(epoch, end), initial=epoch, total=end, desc=f"DADNet {category}",
-               disable=not (progress and dist.is_main), mininterval=2)
-    for epoch in bar:
+    info = {"pseudo": dataset.source, "dram": dram, **(run_info or {})}
+
+    def epoch(index: int) -> dict[str, float]:
         model.train()
-        dataset.set_epoch(epoch)
-        sampler.set_epoch(epoch)
-        tic, sums, n = time.perf_counter(), {"loss_rec": 0.0, "loss_focal": 0.0}, 0
+        dataset.set_epoch(index)
+        sampler.set_epoch(index)
+        sums, n = {"loss_rec": 0.0, "loss_focal": 0.0}, 0
         for batch in loader:
             loss_rec, loss_focal = train_step(cfg, recon, disc, opts, scalers, batch["image"].to(device),
                                               batch["anomalous"].to(device), batch["mask"].to(device), amp)
@@ -143,50 +122,45 @@ def train(cfg, run_dir: str | Path, data_root: str | Path | None, category: str,
             n += 1
         for sched in scheds.values():
             sched.step()
-        done = epoch + 1
         means = {k: float(dist.all_reduce_mean(torch.tensor(v / max(n, 1)))) for k, v in sums.items()}
-        if dist.is_main:
-            log.log(done, lr=opts["reconstructive"].param_groups[0]["lr"],
-                    sec=time.perf_counter() - tic, **means)
-            bar.set_postfix(rec=f"{means['loss_rec']:.3f}", focal=f"{means['loss_focal']:.4f}")
-        if done % cfg.checkpoint_every == 0 or done == end:
-            if dist.is_main:
-                T.save_checkpoint(T.checkpoint_path(run_dir, done), step=done, **state,
-                                  extra={"category": category, "pseudo": pseudo, "dram": dram})
-            dist.barrier()
-    bar.close()
-    return run_dir
+        return {"lr": opts["reconstructive"].param_groups[0]["lr"], **means}
+
+    return fit(run_dir, state, epoch, total=cfg.epochs, config=cfg, run_info=info, seed=cfg.seed, dist=dist,
+               resume=resume, checkpoint_every=cfg.checkpoint_every,
+               extra={k: info[k] for k in ("category", "pseudo", "dram") if k in info}, progress=progress,
+               desc=f"DADNet {info.get('category', '')}".strip(),
+               postfix={"rec": "loss_rec", "focal": "loss_focal"}, stop_at=stop_at)
 
 
 def config_from_run(run_dir: str | Path):
     """The DADNetConfig and ``run.json`` of a run folder."""
-    return T.config_from_run(run_dir, "dadnet")
+    return read_config(run_dir, "dadnet")
 
 
 def load_model(run_dir: str | Path, device: str = "cpu") -> tuple[DADNet, object, dict]:
     """The trained model of a run (its latest checkpoint), in eval mode, with its config and run.json."""
     cfg, saved = config_from_run(run_dir)
-    last = T.latest_checkpoint(run_dir)
+    last = latest_checkpoint(run_dir)
     if last is None:
         raise UserError(f"{run_dir}: no checkpoint_<epoch>.safetensors in this run folder")
     model = build_model(cfg, saved.get("dram", True))
-    T.load_weights(last, {"reconstructive": model.reconstructive, "discriminative": model.discriminative})
-    return T.fast_layout(model.to(T.resolve_device(device))).eval(), cfg, saved
+    load_weights(last, {"reconstructive": model.reconstructive, "discriminative": model.discriminative})
+    return fast_layout(model.to(resolve_device(device))).eval(), cfg, saved
 
 
-def is_finished(run_dir: str | Path, cfg) -> bool:
-    return T.latest_checkpoint(run_dir) == T.checkpoint_path(run_dir, cfg.epochs)
-
-
-def pretrained_or_train(scale: str, category: str, pseudo: str = "dgm", dram: bool = True,
-                        data_root: str | Path | None = None, device: str = "cpu",
-                        progress: bool = True, **overrides) -> Path:
-    """The one cached run per (scale, category, pseudo source, DRAM, data): trained on first use,
-    reused by every chapter after."""
-    cfg = get_config("dadnet", scale, **overrides)
-    run_dir = T.cached_run_dir("dadnet", cfg, category=category, pseudo=pseudo, dram=dram,
-                               data=str(data_root or f"bundled-{scale}"))
-    if not is_finished(run_dir, cfg):
-        train(cfg, run_dir, data_root, category, scale=scale, pseudo=pseudo, dram=dram, device=device,
-              resume=True, progress=progress)
+def trained_run(cfg, source: DataSource, category: str, *, pseudo: str = "dgm", dram: bool = True,
+                sd_model: str = "tiny", device: str = "cpu", progress: bool = True) -> Path:
+    """The one cached run per (configuration, category, pseudo-anomaly source, DRAM, data): trained
+    on first use, reused by every chapter after."""
+    sd = sd_model if pseudo == "sdgm" else None
+    run_dir = cached_run_dir("dadnet", cfg, category=category, pseudo=pseudo, dram=dram, data=source.key,
+                             sd_model=sd)
+    if not is_finished(run_dir, cfg.epochs):
+        dataset = pseudo_anomalies(cfg, source.root, category, pseudo, sd_model, device, progress)
+        train(cfg, run_dir, dataset, dram=dram, device=device, resume=True, progress=progress,
+              run_info={"category": category, "data": source.key, "data_root": str(source.root), "sd_model": sd})
     return run_dir
+
+
+__all__ = ["PSEUDO_SOURCES", "build_model", "reconstruction_at_inference", "train_step", "pseudo_anomalies",
+           "train", "config_from_run", "load_model", "trained_run"]

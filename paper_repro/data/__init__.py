@@ -4,23 +4,23 @@ The book runs end to end with no download on :func:`bundled_root` (procedural su
 the published layouts), and on the real data sets when a chapter's ``data_root`` points at them: the
 loaders are the same code either way.
 
-- :func:`bundled_root` ``(layout, scale, seed=42) -> Path``: the cached bundled set's root.
+- :func:`resolve_data` ``(data_root or None, layout, scale, seed) -> DataSource``: the data set a
+  command or chapter reads (``root``, and the ``key`` cached runs remember it by).
 - :class:`MVTecAD` ``(root, category, split="train"|"test", image_size=256)``: items ``image``,
   ``mask``, ``label``, ``defect_type``, ``path``.
 - :class:`CODEBRIM` ``(root, split="train"|"val"|"test", image_size=128)``: items ``image``,
   ``labels`` (float[6] over :data:`CODEBRIM_CLASSES`), ``path``.
 - :class:`NormalPool` ``(root or None, n, image_size, seed)``: extra defect-free images.
-- :func:`find_dataset_root` ``(data_root, layout)``: a data set under a user's ``--data-root``.
-- :mod:`paper_repro.data.synthetic`: ``texture(family, size, seed)``, ``render(...)``, the writers.
+- :mod:`paper_repro.data.synthetic`: ``render(...)``, the writers, :func:`bundled_root`.
 """
 from paper_repro.data.codebrim import CODEBRIM, CODEBRIM_CLASSES
 from paper_repro.data.mvtec import MVTEC_CATEGORIES, MVTecAD
 from paper_repro.data.pool import NormalPool
-from paper_repro.data.roots import find_dataset_root
-from paper_repro.data.synthetic import (BUNDLED_CATEGORIES, GENERATOR_VERSION, bundled_root,
-                                        synthesize, texture)
+from paper_repro.data.roots import DataSource, find_dataset_root, resolve_data
+from paper_repro.data.synthetic import BUNDLED_CATEGORIES, GENERATOR_VERSION, bundled_root, synthesize
 
 __all__ = [
-    "bundled_root", "MVTecAD", "CODEBRIM", "CODEBRIM_CLASSES", "NormalPool", "MVTEC_CATEGORIES",
-    "BUNDLED_CATEGORIES", "GENERATOR_VERSION", "synthesize", "texture", "find_dataset_root",
+    "resolve_data", "DataSource", "find_dataset_root", "bundled_root", "MVTecAD", "CODEBRIM",
+    "CODEBRIM_CLASSES", "NormalPool", "MVTEC_CATEGORIES", "BUNDLED_CATEGORIES", "GENERATOR_VERSION",
+    "synthesize",
 ]

@@ -73,14 +73,14 @@ def run_synth(args: argparse.Namespace) -> int:
 def run_check(args: argparse.Namespace) -> int:
     from paper_repro.data import CODEBRIM, MVTecAD
     from paper_repro.data.mvtec import categories as present
+    from paper_repro.data.roots import find_dataset_root
 
     _check_layout(args.layout)
-    root = Path(args.root).expanduser()
+    root = find_dataset_root(args.root, args.layout)
+    print(f"{args.layout} data set: {root}")
     if args.layout == "codebrim":
         sets = [CODEBRIM(root, split, image_size=None) for split in ("train", "val", "test")]
     else:
-        if not root.is_dir():
-            raise UserError(f"{root}: data root not found; expected an MVTec AD folder")
         cats = _categories(args.categories) or present(root)
         if not cats:
             raise UserError(f"{root}: no categories found; expected <category>/train/good folders")

@@ -29,17 +29,17 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from paper_repro.config import cache_dir, check_scale
-from paper_repro.data import defects as _defects
+from paper_repro.config import cache_dir, get_config
+from paper_repro.data.defects import CODEBRIM_TAGS, paint
+from paper_repro.data.codebrim import CODEBRIM_CLASSES
 from paper_repro.data.textures import FAMILIES, illuminate
-from paper_repro.data.textures import texture as _texture
+from paper_repro.data.textures import texture
 from paper_repro.errors import UserError
 
 # Bump whenever a change to textures, defects or layouts changes the pixels or the files written:
 # cached data sets carry it in their folder name, so stale caches are never reused.
 GENERATOR_VERSION = 4
 
-CODEBRIM_CLASSES = ("Background", "Crack", "Spallation", "Efflorescence", "ExposedBars", "CorrosionStain")
 CODEBRIM_DEFECTS = ("crack", "spallation", "efflorescence", "exposed_bars", "corrosion_stain")
 
 # MVTec-layout categories of the bundled set: surface family and its test defect types. ``combined``
@@ -53,16 +53,6 @@ BUNDLED_CATEGORIES: dict[str, tuple[str, ...]] = {
     "concrete": ("crack", "spallation", "efflorescence", "exposed_bars", "corrosion_stain", "combined"),
 }
 LAYOUTS = ("mvtec", "codebrim")
-
-# Sizes per scale. smoke: seconds, for CI; demo: enough for a detector to learn on a laptop CPU, and
-# MVTec AD's texture categories' test sets (19-33 good images) in size: with 10 good test images each
-# one held a tenth of the image AUROC's pairs, so one image could move it by 10 points; full: for users
-# without the real data (the papers' image sizes, hundreds of images). n_test is per test folder.
-SCALE_SIZES: dict[str, dict[str, int]] = {
-    "smoke": dict(size=64, n_train=12, n_test=3, codebrim_train=48, codebrim_test=12),
-    "demo": dict(size=128, n_train=160, n_test=30, codebrim_train=720, codebrim_test=90),
-    "full": dict(size=256, n_train=400, n_test=25, codebrim_train=3000, codebrim_test=300),
-}
 
 
 def _rng(seed: int, *key: object) -> np.random.Generator:
@@ -78,10 +68,10 @@ def render(family: str, defect_types: tuple[str, ...] | list[str], size: int,
     The surface is drawn first, then each defect is composed onto it, then the whole scene is lit
     and gets sensor noise, so light and noise are the same on normal and defective pixels.
     """
-    image = _texture(family, rng, size)
+    image = texture(family, rng, size)
     mask = np.zeros((size, size), bool)
     for name in defect_types:
-        image, m = _defects.paint(image, name, rng)
+        image, m = paint(image, name, rng)
         mask |= m
     image = illuminate(rng, image)
     image = image + rng.standard_normal(image.shape, dtype=np.float32) * np.float32(rng.uniform(0.004, 0.012))
@@ -198,7 +188,7 @@ def codebrim_defect_set(rng: np.random.Generator) -> list[str]:
 
 def codebrim_labels(defect_types: list[str] | tuple[str, ...]) -> list[int]:
     """The 0/1 vector over :data:`CODEBRIM_CLASSES` for a crop with ``defect_types``."""
-    tags = {t for d in defect_types for t in _defects.CODEBRIM_TAGS[d]} or {"Background"}
+    tags = {t for d in defect_types for t in CODEBRIM_TAGS[d]} or {"Background"}
     return [int(c in tags) for c in CODEBRIM_CLASSES]
 
 
@@ -322,23 +312,22 @@ def bundled_root(layout: str, scale: str, seed: int = 42) -> Path:
     """Root of the bundled synthetic data set in ``layout`` (``"mvtec"`` or ``"codebrim"``) at ``scale``.
 
     Generated once and cached under ``cache_dir()/data/`` in a folder named by layout, scale, seed,
-    :data:`GENERATOR_VERSION` and the sizes (so a changed :data:`SCALE_SIZES` entry is never served
+    :data:`GENERATOR_VERSION` and the sizes (so a changed ``bundled_data`` profile is never served
     from an old folder); later calls (from any chapter or process) return the cached folder.
     The MVTec layout holds every category of :data:`BUNDLED_CATEGORIES`
     (``carpet, leather, tile, wood, metal, concrete``).
     """
-    check_scale(scale)
     if layout not in LAYOUTS:
         raise UserError(f"unknown layout {layout!r}: expected one of {', '.join(LAYOUTS)}")
-    sizes = SCALE_SIZES[scale]
-    n_train, n_test = ((sizes["n_train"], sizes["n_test"]) if layout == "mvtec"
-                       else (sizes["codebrim_train"], sizes["codebrim_test"]))
-    name = f"{layout}-{scale}-seed{int(seed)}-v{GENERATOR_VERSION}-{sizes['size']}px-{n_train}-{n_test}"
+    sizes = get_config("bundled_data", scale)
+    n_train, n_test = ((sizes.n_train, sizes.n_test) if layout == "mvtec"
+                       else (sizes.codebrim_train, sizes.codebrim_test))
+    name = f"{layout}-{scale}-seed{int(seed)}-v{GENERATOR_VERSION}-{sizes.size}px-{n_train}-{n_test}"
     root = cache_dir() / "data" / name
     if (root / "SYNTHETIC.json").is_file():
         return root
     try:  # a folder without SYNTHETIC.json is no finished set (sets are renamed in whole): replace it
-        synthesize(root, layout, size=sizes["size"], n_train=n_train, n_test=n_test, seed=seed,
+        synthesize(root, layout, size=sizes.size, n_train=n_train, n_test=n_test, seed=seed,
                    force=root.exists())
     except (OSError, UserError):
         # Another process may have finished the same data set first; its copy is identical.
@@ -347,16 +336,8 @@ def bundled_root(layout: str, scale: str, seed: int = 42) -> Path:
     return root
 
 
-def texture(family: str, size: int = 128, seed: int = 0) -> np.ndarray:
-    """A defect-free, unlit surface of ``family`` as float32 ``(size, size, 3)`` in [0, 1].
-
-    Convenience for other modules (e.g. DADNet's DGM texture source): ``seed`` picks the sample.
-    """
-    return _texture(family, _rng(seed, "texture", family), size)
-
-
 __all__ = [
-    "GENERATOR_VERSION", "CODEBRIM_CLASSES", "CODEBRIM_DEFECTS", "BUNDLED_CATEGORIES", "LAYOUTS", "SCALE_SIZES",
+    "GENERATOR_VERSION", "CODEBRIM_DEFECTS", "BUNDLED_CATEGORIES", "LAYOUTS",
     "FAMILIES", "render", "normal_image", "codebrim_defect_set", "codebrim_labels", "write_mvtec",
-    "write_codebrim", "synthesize", "bundled_root", "texture",
+    "write_codebrim", "synthesize", "bundled_root",
 ]

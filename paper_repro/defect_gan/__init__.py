@@ -2,7 +2,8 @@
 
 Networks (:mod:`.generator`, :mod:`.discriminator`, :mod:`.spade`, :mod:`.noise`), objectives
 (:mod:`.losses`), data pools (:mod:`.data`), training (:mod:`.trainer`), control at inference
-(:mod:`.control`) and the command line (:mod:`.cli`).
+(:mod:`.control`, :mod:`.painter`), the defect classifier trained with its samples (:mod:`.classifier`,
+§3.2), what the chapters look at (:mod:`.showcase`) and the command line (:mod:`.cli`).
 """
 from paper_repro.defect_gan.discriminator import Discriminator
 from paper_repro.defect_gan.generator import Generator, GeneratorOutput

@@ -38,24 +38,24 @@ def parse_ablation(text: str | None) -> dict[str, bool]:
 def cmd_train(args) -> int:
     import torch
 
-    from paper_repro import training as T
+    from paper_repro.data.roots import resolve_data
     from paper_repro.defect_gan.data import load_training_data
     from paper_repro.defect_gan.trainer import make_config, train
+    from paper_repro.runs.devices import Distributed
 
     overrides = parse_ablation(args.ablation)
     if args.iterations is not None:
         overrides["iterations"] = args.iterations
     cfg = make_config(args.scale, **overrides)
     out = Path(args.out)
-    if T.latest_checkpoint(out) is not None and not args.resume:
-        raise UserError(f"{out}: already holds checkpoints; pass --resume to continue it, or choose "
-                        f"another --out")
     if args.threads:
         torch.set_num_threads(args.threads)
-    data = load_training_data(cfg, args.data, scale=args.scale, seed=args.seed, normals_dir=args.normals_dir)
-    dist = T.Distributed.from_env(args.device)
+    source = resolve_data(args.data, "codebrim", args.scale, seed=args.seed)
+    data = load_training_data(cfg, source, seed=args.seed, normals_dir=args.normals_dir)
+    dist = Distributed.from_env(args.device)
     try:
-        train(cfg, out, data, device=args.device, seed=args.seed, resume=args.resume, amp=not args.no_amp)
+        train(cfg, out, data, device=args.device, seed=args.seed, resume=args.resume, amp=not args.no_amp,
+              run_info={"data": source.key})
     finally:
         dist.close()
     if dist.is_main:
@@ -75,12 +75,11 @@ def _read_normals(args, size):
 
 def cmd_synth(args) -> int:
     import numpy as np
-    import torch
     from PIL import Image
 
     from paper_repro.defect_gan.control import control_map, synthesize, write_image
     from paper_repro.defect_gan.trainer import load_generator
-    from paper_repro.training import resolve_device, seed_everything
+    from paper_repro.runs.devices import resolve_device, seed_everything
 
     seed_everything(args.seed)
     device = resolve_device(args.device)
@@ -122,7 +121,7 @@ def cmd_synth(args) -> int:
 def cmd_restore(args) -> int:
     from paper_repro.defect_gan.control import read_images, restore, write_image
     from paper_repro.defect_gan.trainer import load_generator
-    from paper_repro.training import resolve_device, seed_everything
+    from paper_repro.runs.devices import resolve_device, seed_everything
 
     seed_everything(args.seed)
     device = resolve_device(args.device)

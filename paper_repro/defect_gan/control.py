@@ -12,12 +12,12 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from PIL import Image
 
 from paper_repro.compose import compose
+from paper_repro.data.io import IMAGE_SUFFIXES, list_images, read_image
 from paper_repro.defect_gan.generator import Generator, GeneratorOutput
 from paper_repro.errors import UserError
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
 def class_vector(names: Sequence[str], classes: Sequence[str]) -> torch.Tensor:
@@ -100,29 +100,22 @@ def region_change(output: torch.Tensor, source: torch.Tensor, region: torch.Tens
 # ---- image files ------------------------------------------------------------------------------
 def read_images(folder: str | Path, size: int, limit: int | None = None) -> tuple[torch.Tensor, list[str]]:
     """Every image in ``folder`` resized to ``size``×``size`` RGB, as (N, 3, H, W) in [-1, 1]."""
-    from PIL import Image
-
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"{folder}: not a folder; expected a folder of normal images "
                         f"({', '.join(IMAGE_SUFFIXES)})")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
+    files = list_images(folder)[:limit]
     if not files:
         raise UserError(f"{folder}: no images found (expected {', '.join(IMAGE_SUFFIXES)} files)")
     images = []
     for path in files:
-        try:
-            image = Image.open(path).convert("RGB").resize((size, size), Image.BICUBIC)
-        except OSError as err:
-            raise UserError(f"{path}: not a readable image ({err})") from err
+        image = read_image(path, "RGB").resize((size, size), Image.BICUBIC)
         images.append(torch.from_numpy(np.asarray(image, dtype=np.float32) / 127.5 - 1).permute(2, 0, 1))
     return torch.stack(images), [p.stem for p in files]
 
 
 def write_image(image: torch.Tensor, path: str | Path) -> Path:
     """Write one (3, H, W) image in [-1, 1] as PNG."""
-    from PIL import Image
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     array = ((image.detach().cpu().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()

@@ -17,8 +17,14 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
+from tqdm.auto import tqdm
 
-DEFECT_CLASSES = ("Crack", "Spallation", "Efflorescence", "ExposedBars", "CorrosionStain")
+from paper_repro.data.codebrim import CODEBRIM, CODEBRIM_CLASSES
+from paper_repro.data.pool import NormalPool
+from paper_repro.data.roots import DataSource
+from paper_repro.errors import UserError
+
+DEFECT_CLASSES = CODEBRIM_CLASSES[1:]  # C = 5: "Background" is the absence of all of them
 
 
 class EpochSampler:
@@ -86,32 +92,20 @@ def _to_gan_range(item: dict) -> torch.Tensor:
 
 
 def _in_memory(dataset, indices, desc: str) -> torch.Tensor:
-    from tqdm.auto import tqdm
-
     images = [dataset[i]["image"] for i in tqdm(indices, desc=desc, mininterval=2, leave=False)]
     return (torch.stack(images) * 255).round().to(torch.uint8)
 
 
-def load_training_data(cfg, data_root: str | Path | None = None, scale: str | None = None,
-                       seed: int = 42, normals_dir: str | Path | None = None,
+def load_training_data(cfg, source: DataSource, seed: int = 42, normals_dir: str | Path | None = None,
                        preload_limit_bytes: int = 512 * 2**20) -> TrainingData:
-    """The §4.1 training set: CODEBRIM ``train`` (bundled synthetic set if ``data_root`` is None)
-    split into normals and defects, plus ``cfg.extra_normals`` extra normals from
-    :class:`paper_repro.data.NormalPool` (procedural concrete for the bundled set; crops of
-    ``normals_dir``, default ``<root>/train/background``, for a real root).
+    """The §4.1 training set: CODEBRIM ``train`` of ``source`` split into normals and defects, plus
+    ``cfg.extra_normals`` extra normals from :class:`paper_repro.data.NormalPool` (procedural concrete
+    for the bundled set; crops of ``normals_dir``, default ``<root>/train/background``, for a real root).
 
     Pools small enough (as uint8, under ``preload_limit_bytes``) are read once into memory."""
-    from paper_repro.data import CODEBRIM, CODEBRIM_CLASSES, NormalPool, bundled_root
-    from paper_repro.errors import UserError
-
-    if data_root is None:
-        root = bundled_root("codebrim", scale or "smoke", seed=seed)
-        pool_source = normals_dir
-    else:
-        root = Path(data_root).expanduser()
-        pool_source = normals_dir
-    codebrim = CODEBRIM(root, "train", image_size=cfg.image_size)
-    if pool_source is None and data_root is not None:
+    codebrim = CODEBRIM(source.root, "train", image_size=cfg.image_size)
+    pool_source = normals_dir
+    if pool_source is None and not source.bundled:
         pool_source = next((p for p in [codebrim.root / "train" / "background"] if p.is_dir()), None)
     labels = codebrim.labels
     defect_labels = labels[:, 1:]  # drop "Background": C = 5 defect classes

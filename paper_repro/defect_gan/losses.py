@@ -9,8 +9,6 @@ Eq. (5) is replaced by WGAN-GP as in §4.1 (Arjovsky et al. 2017, Gulrajani et a
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 
@@ -67,27 +65,6 @@ def sd_constraint_loss(deface_map: torch.Tensor, restore_map: torch.Tensor) -> t
 
 
 # ---- one step of each player ----------------------------------------------------------------
-@dataclass(frozen=True)
-class LossWeights:
-    """λ of eq. (11)-(12) and the gradient-penalty weight; ``spatial`` is the SC switch (Table 2).
-
-    The defaults are the paper's values, read from :class:`paper_repro.config.DefectGANConfig`.
-    """
-
-    gp: float = DefectGANConfig.lambda_gp
-    cls_real: float = DefectGANConfig.lambda_cls_real
-    cls_fake: float = DefectGANConfig.lambda_cls_fake
-    rec: float = DefectGANConfig.lambda_rec
-    sd_cyc: float = DefectGANConfig.lambda_sd_cyc
-    sd_con: float = DefectGANConfig.lambda_sd_con
-    spatial: bool = DefectGANConfig.sc
-
-    @classmethod
-    def from_config(cls, cfg) -> "LossWeights":
-        return cls(cfg.lambda_gp, cfg.lambda_cls_real, cfg.lambda_cls_fake, cfg.lambda_rec,
-                   cfg.lambda_sd_cyc, cfg.lambda_sd_con, cfg.sc)
-
-
 def _both_cycles_first_half(generator, normal, defect, defect_labels, target_labels):
     """n → d with target c, and d_real → n with target 0, in one generator call (eq. 1-4)."""
     x = torch.cat([normal, defect])
@@ -96,9 +73,9 @@ def _both_cycles_first_half(generator, normal, defect, defect_labels, target_lab
 
 
 def discriminator_loss(generator, discriminator, normal, defect, defect_labels, target_labels,
-                       w: LossWeights) -> tuple[torch.Tensor, dict[str, float]]:
+                       cfg: DefectGANConfig) -> tuple[torch.Tensor, dict[str, float]]:
     """L_D = -L_adv + λ_cls^r L_cls^r (eq. 11), with WGAN-GP; real images of both domains are
-    classified to their own labels (normal = 0)."""
+    classified to their own labels (normal = 0). The λs are ``cfg``'s."""
     with torch.no_grad():
         x, _, out = _both_cycles_first_half(generator, normal, defect, defect_labels, target_labels)
     fake = out.image.detach()
@@ -108,15 +85,15 @@ def discriminator_loss(generator, discriminator, normal, defect, defect_labels, 
     adv = critic_loss(src_real, src_fake)
     gp = gradient_penalty(lambda y: discriminator(y)[0], x, fake)
     cls_real = classification_loss(cls[: x.shape[0]], real_labels)
-    total = adv + w.gp * gp + w.cls_real * cls_real
+    total = adv + cfg.lambda_gp * gp + cfg.lambda_cls_real * cls_real
     return total, {"D/adv": adv.item(), "D/gp": gp.item(), "D/cls_real": cls_real.item(),
                    "D/total": total.item()}
 
 
 def generator_loss(generator, discriminator, normal, defect, defect_labels, target_labels,
-                   w: LossWeights) -> tuple[torch.Tensor, dict[str, float]]:
+                   cfg: DefectGANConfig) -> tuple[torch.Tensor, dict[str, float]]:
     """L_G (eq. 12) over both cycles: adversarial, L_cls^f (eq. 7), L_rec (eq. 8), and with LWC+SC
-    L_sd-cyc (eq. 9) and L_sd-con (eq. 10)."""
+    L_sd-cyc (eq. 9) and L_sd-con (eq. 10). The λs and the SC switch are ``cfg``'s."""
     x, targets, first = _both_cycles_first_half(generator, normal, defect, defect_labels, target_labels)
     # Second half: d → n̂ (target 0) and n → d̂ (target c', the real defect's own labels).
     back_targets = torch.cat([torch.zeros_like(defect_labels), defect_labels])
@@ -125,7 +102,7 @@ def generator_loss(generator, discriminator, normal, defect, defect_labels, targ
     adv = generator_adv_loss(src)
     cls_fake = classification_loss(cls, targets)
     rec = reconstruction_loss(x, second.image)
-    total = adv + w.cls_fake * cls_fake + w.rec * rec
+    total = adv + cfg.lambda_cls_fake * cls_fake + cfg.lambda_rec * rec
     logs = {"G/adv": adv.item(), "G/cls_fake": cls_fake.item(), "G/rec": rec.item()}
     if first.mask is not None:
         # first.mask = (m_d, m_n), second.mask = (m_n̂, m_d̂): defacement vs restoration maps.
@@ -133,7 +110,7 @@ def generator_loss(generator, discriminator, normal, defect, defect_labels, targ
         sd_con = sd_constraint_loss(first.mask, second.mask)
         logs.update({"G/sd_cyc": sd_cyc.item(), "G/sd_con": sd_con.item(),
                      "G/mask_mean": first.mask.mean().item()})
-        if w.spatial:
-            total = total + w.sd_cyc * sd_cyc + w.sd_con * sd_con
+        if cfg.sc:
+            total = total + cfg.lambda_sd_cyc * sd_cyc + cfg.lambda_sd_con * sd_con
     logs["G/total"] = total.item()
     return total, logs

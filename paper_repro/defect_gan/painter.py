@@ -8,28 +8,25 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from paper_repro.book.notebook import to_numpy_image
 from paper_repro.defect_gan.control import control_map, synthesize
 
 
 def control_painter(G, image: torch.Tensor, classes: Sequence[str], cells: int = 8):
     """A widget: paint cells, choose classes, press *synthesize*. ``image`` (3, H, W) in [-1, 1]."""
-    import ipywidgets as W
-    import matplotlib.pyplot as plt
-    from IPython.display import display
-
-    from paper_repro.notebook import to_numpy_image
-
     size = image.shape[-1]
-    toggles = [W.ToggleButton(value=False, layout=W.Layout(width="26px", height="26px", padding="0"))
+    toggles = [widgets.ToggleButton(value=False, layout=widgets.Layout(width="26px", height="26px", padding="0"))
                for _ in range(cells * cells)]
-    grid = W.GridBox(toggles, layout=W.Layout(grid_template_columns=f"repeat({cells}, 28px)"))
-    chooser = W.SelectMultiple(options=list(classes), value=[classes[0]], rows=len(classes),
+    grid = widgets.GridBox(toggles, layout=widgets.Layout(grid_template_columns=f"repeat({cells}, 28px)"))
+    chooser = widgets.SelectMultiple(options=list(classes), value=[classes[0]], rows=len(classes),
                                description="classes")
-    button, clear = W.Button(description="synthesize"), W.Button(description="clear")
-    output = W.Output()
+    button, clear = widgets.Button(description="synthesize"), widgets.Button(description="clear")
+    output = widgets.Output()
 
     def painted() -> np.ndarray:
         return np.array([t.value for t in toggles], dtype=bool).reshape(cells, cells)
@@ -59,8 +56,8 @@ def control_painter(G, image: torch.Tensor, classes: Sequence[str], cells: int =
 
     button.on_click(run)
     clear.on_click(reset)
-    box = W.HBox([grid, W.VBox([chooser, W.HBox([button, clear])])])
-    return W.VBox([box, output])
+    box = widgets.HBox([grid, widgets.VBox([chooser, widgets.HBox([button, clear])])])
+    return widgets.VBox([box, output])
 
 
 def painted_example(cells: int = 8) -> np.ndarray:

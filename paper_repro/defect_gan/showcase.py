@@ -4,23 +4,44 @@ instead of re-writing them."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
+from matplotlib.patches import Rectangle
 
-from paper_repro.defect_gan.trainer import pretrained_or_train
+from paper_repro.config import DefectGANConfig, get_config
+from paper_repro.data.codebrim import CODEBRIM
+from paper_repro.data.pool import NormalPool
+from paper_repro.defect_gan.generator import Generator
+from paper_repro.defect_gan.trainer import config_from_run, load_generator, trained_run
 
 
 def chapter_run(ctx, progress: bool = True) -> Path:
     """The one trained run every Defect-GAN chapter at ``ctx.scale`` shares (trained on first use)."""
-    root = ctx.dataset_root("codebrim") if ctx.data_root is not None else None
-    return pretrained_or_train(ctx.scale, data_root=root, device=str(ctx.device), seed=ctx.seed,
-                               progress=progress)
+    return trained_run(get_config("defect_gan", ctx.scale), ctx.data("codebrim"), seed=ctx.seed,
+                       device=str(ctx.device), progress=progress)
 
 
-def _codebrim(ctx, size: int, split: str):
-    from paper_repro.data import CODEBRIM
+class ChapterModel(NamedTuple):
+    run: Path
+    generator: Generator
+    classes: list[str]
+    config: DefectGANConfig
 
-    return CODEBRIM(ctx.dataset_root("codebrim"), split, image_size=size)
+
+def chapter_model(ctx, progress: bool = True) -> ChapterModel:
+    """The shared run (:func:`chapter_run`), its generator on the chapter's device, its class names and
+    its configuration; prints one line saying which run it is."""
+    run = chapter_run(ctx, progress)
+    G, classes = load_generator(run, ctx.device)
+    cfg, _ = config_from_run(run)
+    print(f"run {run.name}: {cfg.iterations} iterations at {cfg.image_size} px on {ctx.data_label}, "
+          f"classes {', '.join(classes)}")
+    return ChapterModel(run, G, classes, cfg)
+
+
+def _codebrim(ctx, size: int, split: str) -> CODEBRIM:
+    return CODEBRIM(ctx.data("codebrim").root, split, image_size=size)
 
 
 def split_images(ctx, size: int, n: int, defective: bool, split: str = "test"
@@ -37,8 +58,6 @@ def unseen_backgrounds(size: int, per_family: int = 2, seed: int = 42,
                        families: tuple[str, ...] = ("metal", "wood", "tile", "leather")
                        ) -> tuple[torch.Tensor, list[str]]:
     """Normal surfaces of *other* materials than the training concrete (Fig. 4, rows 6-8)."""
-    from paper_repro.data import NormalPool
-
     images, names = [], []
     for family in families:
         pool = NormalPool(None, per_family, size, seed + 1000, family=family)
@@ -49,7 +68,5 @@ def unseen_backgrounds(size: int, per_family: int = 2, seed: int = 42,
 
 def draw_box(ax, box, color: str = "red") -> None:
     """Outline ``box = (x0, y0, x1, y1)`` (pixels) on a matplotlib axis, as the red boxes of Fig. 6."""
-    from matplotlib.patches import Rectangle
-
     x0, y0, x1, y1 = box
     ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, edgecolor=color, linewidth=1.2))

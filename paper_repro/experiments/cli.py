@@ -48,15 +48,15 @@ def _pretrained(value: str | None):
     return {"imagenet": True, "none": False}.get(value.lower(), value)
 
 
-def _info(args, **notes):
-    from paper_repro.results import RunInfo
+def _info(args, data, **notes):
+    from paper_repro.results.tables import RunInfo
 
-    return RunInfo(scale=args.scale, dataset=args.data or "bundled synthetic surfaces", device=args.device,
+    return RunInfo(scale=args.scale, dataset=data.label, device=args.device,
                    notes=tuple((k, str(v)) for k, v in notes.items()))
 
 
 def _write(table, name: str, out: str | None) -> None:
-    from paper_repro.results import save_table, to_markdown
+    from paper_repro.results.tables import save_table, to_markdown
 
     print(to_markdown(table, floatfmt=".1f"))
     for path in save_table(table, name, out):
@@ -64,40 +64,53 @@ def _write(table, name: str, out: str | None) -> None:
 
 
 def _tables(args: argparse.Namespace) -> int:
-    from paper_repro.baselines import experiments as E
+    from paper_repro.config import get_config
+    from paper_repro.data.roots import resolve_data
+    from paper_repro.experiments.dadnet_tables_1_3 import comparison, side_by_side_tables
+    from paper_repro.experiments.detectors import default_runs
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    plan = E.plan_for(args.scale)
-    runs = args.runs or E.default_runs(args.scale)
-    frame = E.comparison(args.scale, runs, methods, args.data, args.device, args.seed, _pretrained(args.pretrained))
-    info = _info(args, runs=runs, categories="+".join(plan.categories), pretrained=args.pretrained or plan.pretrained)
-    for metric, table in E.side_by_side_tables(frame, info, plan).items():
+    plan = get_config("baselines", args.scale)
+    runs = args.runs or default_runs(args.scale)
+    data = resolve_data(args.data, "mvtec", args.scale)
+    frame = comparison(args.scale, data, runs, methods, args.device, args.seed, _pretrained(args.pretrained))
+    info = _info(args, data, runs=runs, categories="+".join(plan.categories),
+                 pretrained=args.pretrained or plan.pretrained)
+    for metric, table in side_by_side_tables(frame, info, plan).items():
         _write(table, {"image_auroc": "dadnet_table1_baselines", "pixel_auroc": "dadnet_table2_baselines",
                        "pixel_f1": "dadnet_table3_baselines"}[metric], args.out)
     return 0
 
 
 def _ablation(args: argparse.Namespace) -> int:
-    from paper_repro.baselines import experiments as E
+    from paper_repro.config import get_config
+    from paper_repro.data.roots import resolve_data
+    from paper_repro.experiments.dadnet_table4 import ablation, table4
+    from paper_repro.experiments.detectors import default_runs
 
-    runs = args.runs or E.default_runs(args.scale)
-    frame = E.ablation(args.scale, runs, args.data, args.device, args.seed)
-    info = _info(args, runs=runs, categories="+".join(E.plan_for(args.scale).ablation_categories))
-    for metric, table in E.table4(frame, info).items():
+    runs = args.runs or default_runs(args.scale)
+    data = resolve_data(args.data, "mvtec", args.scale)
+    frame = ablation(args.scale, data, runs, args.device, args.seed)
+    info = _info(args, data, runs=runs, categories="+".join(get_config("baselines", args.scale).ablation_categories))
+    for metric, table in table4(frame, info).items():
         _write(table, f"dadnet_table4_{metric}", args.out)
     return 0
 
 
 def _bridge(args: argparse.Namespace) -> int:
-    from paper_repro.baselines import bridge
-    from paper_repro.baselines import experiments as E
+    from paper_repro.config import get_config
+    from paper_repro.data.roots import resolve_data
+    from paper_repro.defect_gan.trainer import trained_run
+    from paper_repro.experiments import bridge
+    from paper_repro.experiments.detectors import default_runs
 
-    runs = args.runs or E.default_runs(args.scale)
-    category = args.category or bridge.default_category(args.data)
-    generator = bridge.generator_run(args.scale, args.codebrim, args.device, args.seed)
-    frame, _ = bridge.compare_sources(args.scale, category, runs, args.data, args.device, args.seed, generator,
-                                      **E.plan_for(args.scale).dadnet)
+    runs = args.runs or default_runs(args.scale)
+    data = resolve_data(args.data, "mvtec", args.scale)
+    codebrim = resolve_data(args.codebrim, "codebrim", args.scale, seed=args.seed)
+    category = args.category or bridge.default_category(data)
+    generator = trained_run(get_config("defect_gan", args.scale), codebrim, seed=args.seed, device=args.device)
+    frame, _ = bridge.compare_sources(args.scale, category, data, runs, args.device, args.seed, generator)
     table = frame.groupby("source", sort=False).mean(numeric_only=True).drop(columns="run").reset_index()
-    table.attrs["run_info"] = _info(args, category=category, runs=runs, defect_gan=generator.name).describe()
+    table.attrs["run_info"] = _info(args, data, category=category, runs=runs, defect_gan=generator.name).describe()
     _write(table, "bridge_pseudo_sources", args.out)
     return 0

@@ -3,7 +3,7 @@
 Every method hands over the same predictions (keys of :func:`paper_repro.dadnet.evaluate.predict`):
 ``score`` (N,) image scores, ``pred`` (N, 1, H, W) anomaly maps, ``label`` (N,), ``mask`` (N, 1, H, W).
 :func:`score_predictions` turns them into the paper's three numbers (§3.3) with the functions of
-:mod:`paper_repro.metrics` - image AUROC, pixel AUROC, pixel F1 (eq. 20) - plus pixel AP and
+:mod:`paper_repro.evaluation.metrics` - image AUROC, pixel AUROC, pixel F1 (eq. 20) - plus pixel AP and
 F1-max, in percent.
 
 Pixel F1 (eq. 20) needs binary masks, hence a threshold. DADNet's map M_p is a probability and is
@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torchmetrics.functional.classification import binary_precision_recall_curve
 
-from paper_repro import metrics
+from paper_repro.evaluation import metrics
 
 METRICS = ("image_auroc", "pixel_auroc", "pixel_f1")          # Tables 1, 2, 3
 EXTRA_METRICS = ("pixel_ap", "pixel_f1_max")                  # threshold-free, not in the paper

@@ -34,7 +34,7 @@ def find_book_root(start: Path | None = None) -> Path:
     for folder in (here, *here.parents):
         if (folder / TOC_FILE).is_file():
             return folder
-    package_repo = Path(__file__).resolve().parent.parent
+    package_repo = Path(__file__).resolve().parents[2]
     if (package_repo / TOC_FILE).is_file():
         return package_repo
     raise UserError(f"{here}: no {TOC_FILE} here or above; run from the repository or pass --book DIR")

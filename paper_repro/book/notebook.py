@@ -19,9 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import matplotlib
+import matplotlib.pyplot as plt
 import torch
+from IPython.display import Code
 
 from paper_repro.config import check_scale, default_scale
+from paper_repro.data.roots import DataSource, resolve_data
+from paper_repro.runs.devices import resolve_device, seed_everything
 
 
 @dataclass(frozen=True)
@@ -38,21 +43,15 @@ class Chapter:
     def data_label(self) -> str:
         return str(self.data_root) if self.data_root else "bundled synthetic surfaces"
 
-    def dataset_root(self, layout: str) -> Path:
+    def data(self, layout: str) -> DataSource:
         """The data set a chapter reads, in ``layout`` ``"mvtec"`` or ``"codebrim"``.
 
         With no ``data_root`` this is the bundled synthetic set at the chapter's scale (generated once,
-        then cached). Otherwise ``data_root`` may be the data set itself or a folder holding both real
-        data sets side by side (e.g. ``mvtec_anomaly_detection/`` and ``CODEBRIM_classification_dataset/``),
-        so one ``--data-root`` serves a whole ``reproduce`` batch.
+        then cached). Otherwise ``data_root`` may be the data set itself, the folder its archive was
+        unpacked into, or a folder holding both real data sets side by side, so one ``--data-root``
+        serves a whole ``reproduce`` batch (:func:`paper_repro.data.roots.find_dataset_root`).
         """
-        if self.data_root is None:
-            from paper_repro.data import bundled_root
-
-            return bundled_root(layout, self.scale, seed=self.seed)
-        from paper_repro.data import find_dataset_root
-
-        return find_dataset_root(self.data_root, layout)
+        return resolve_data(self.data_root, layout, self.scale, seed=self.seed)
 
     def banner(self) -> str:
         return (f"scale={self.scale} · device={self.device} · data={self.data_label} · seed={self.seed}"
@@ -62,8 +61,6 @@ class Chapter:
 def chapter_setup(scale: str | None = None, device: str = "cpu", data_root: str | None = None,
                   seed: int = 42, results_dir: str | None = None) -> Chapter:
     """Resolve a chapter's parameters, seed every generator, set the plotting style, print a banner."""
-    from paper_repro.training import resolve_device, seed_everything
-
     ctx = Chapter(
         scale=check_scale(scale) if scale else default_scale(),
         device=resolve_device(device),
@@ -78,8 +75,6 @@ def chapter_setup(scale: str | None = None, device: str = "cpu", data_root: str 
 
 
 def _plot_style() -> None:
-    import matplotlib
-
     matplotlib.rcParams.update({
         "figure.dpi": 96, "savefig.dpi": 96, "axes.titlesize": 9, "font.size": 8,
         "image.interpolation": "nearest",
@@ -91,8 +86,6 @@ def show_source(obj: Any) -> Any:
 
     Chapters show code this way instead of copying it, so the book and the package never drift.
     """
-    from IPython.display import Code
-
     return Code(inspect.getsource(obj), language="python")
 
 
@@ -108,8 +101,6 @@ def image_grid(rows: list[list[torch.Tensor]], row_titles: list[str] | None = No
                col_titles: list[str] | None = None, value_range: tuple[float, float] = (0.0, 1.0),
                size: float = 1.6, cmap: str = "gray"):
     """A matplotlib figure of images laid out as ``rows``; returns the figure."""
-    import matplotlib.pyplot as plt
-
     n_rows, n_cols = len(rows), max(len(r) for r in rows)
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(size * n_cols, size * n_rows), squeeze=False)
     for i, row in enumerate(rows):

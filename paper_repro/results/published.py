@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from paper_repro.results import DADNET_CATEGORIES
+from paper_repro.results.papers import DADNET_CATEGORIES
 
 ANOMALIB_SOURCE = "anomalib 2.7.0 model README ({model}/README.md), {backbone}"
 _README_DIR = {"FastFlow": "fastflow", "PaDiM": "padim", "RD": "reverse_distillation", "STFPM": "stfpm"}

@@ -25,17 +25,25 @@ disjoint random halves of the real defect samples.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
+from torchmetrics.image.fid import FrechetInceptionDistance
+from tqdm.auto import tqdm
 
+from paper_repro.config import get_config
+from paper_repro.data.codebrim import CODEBRIM
+from paper_repro.data.roots import DataSource
 from paper_repro.errors import UserError
+from paper_repro.runs.checkpoints import load_weights, save_checkpoint
+from paper_repro.runs.folders import cached_run_dir, write_run_config
 
 INCEPTION_WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"  # torch-fidelity's pool3 weights
-IN_DOMAIN_EPOCHS = {"smoke": 2, "demo": 8, "full": 20}  # training of the in-domain extractor
 
 
 class InceptionUnavailable(UserError):
@@ -87,8 +95,6 @@ class InceptionV3Features(nn.Module):
 
 def find_inception_weights(weights_path: str | Path | None = None) -> Path | None:
     """The Inception-v3 weights file to use, or ``None`` when there is none on this machine."""
-    import os
-
     candidates = [weights_path, os.environ.get("PAPER_REPRO_INCEPTION_WEIGHTS"),
                   Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_WEIGHTS_FILE]
     for candidate in candidates:
@@ -168,17 +174,11 @@ def train_in_domain_features(codebrim_root: str | Path, cfg: ExtractorConfig, se
     Multi-label BCE over the 6 CODEBRIM labels, Adam, ``cfg.epochs`` epochs; weights are written to
     ``run_dir/extractor.safetensors`` so every chapter reuses them.
     """
-    from torch.utils.data import DataLoader
-    from tqdm.auto import tqdm
-
-    from paper_repro import training as T
-    from paper_repro.data import CODEBRIM
-
     label = f"in-domain CNN-{cfg.widths[-1]}d ({cfg.image_size}px, CODEBRIM-train labels, seed {seed})"
     model = InDomainFeatures(6, cfg.widths, name=label)
     weights = Path(run_dir) / "extractor.safetensors" if run_dir else None
     if weights is not None and weights.is_file():
-        T.load_weights(weights, {"net": model})
+        load_weights(weights, {"net": model})
         return model.eval()
     data = CODEBRIM(codebrim_root, "train", image_size=cfg.image_size)
     generator = torch.Generator().manual_seed(seed)
@@ -200,22 +200,20 @@ def train_in_domain_features(codebrim_root: str | Path, cfg: ExtractorConfig, se
         model.center.copy_(features.mean(0))
         model.spread.copy_(features.std(0).clamp_min(1e-6))
     if weights is not None:
-        T.write_run_config(weights.parent, cfg, seed=seed, name=label)
-        T.save_checkpoint(weights, modules={"net": model}, step=cfg.epochs)
+        write_run_config(weights.parent, cfg, seed=seed, name=label)
+        save_checkpoint(weights, modules={"net": model}, step=cfg.epochs)
     return model
 
 
-def in_domain_extractor(codebrim_root: str | Path, image_size: int, scale: str, seed: int = 42,
+def in_domain_extractor(codebrim: DataSource, image_size: int, scale: str, seed: int = 42,
                         progress: bool = True) -> InDomainFeatures:
     """The cached in-domain extractor for a data set at ``image_size`` (trained on first use)."""
-    from paper_repro import training as T
-
-    cfg = ExtractorConfig(image_size=image_size, epochs=IN_DOMAIN_EPOCHS[scale])
-    run_dir = T.cached_run_dir("fid_extractor", cfg, data=str(codebrim_root), seed=seed)
-    return train_in_domain_features(codebrim_root, cfg, seed, run_dir, progress)
+    cfg = ExtractorConfig(image_size=image_size, epochs=get_config("gan_tables", scale).extractor_epochs)
+    run_dir = cached_run_dir("fid_extractor", cfg, data=codebrim.key, seed=seed)
+    return train_in_domain_features(codebrim.root, cfg, seed, run_dir, progress)
 
 
-def resolve_extractor(kind: str, *, codebrim_root: str | Path | None = None, image_size: int = 128,
+def resolve_extractor(kind: str, *, codebrim: DataSource | None = None, image_size: int = 128,
                       scale: str = "smoke", seed: int = 42, progress: bool = True) -> nn.Module:
     """``"inception"`` (or raise :class:`InceptionUnavailable`), ``"in-domain"``, ``"random"``, or
     ``"auto"``: Inception-v3 when its weights are on this machine, else the in-domain CNN, saying so."""
@@ -231,9 +229,9 @@ def resolve_extractor(kind: str, *, codebrim_root: str | Path | None = None, ima
         except InceptionUnavailable as err:
             print(f"FID: Inception-v3 unavailable ({err}).\nFID: using the in-domain extractor instead; "
                   "its values are not on the paper's scale, compare orderings only.")
-    if codebrim_root is None:
-        raise ValueError("the in-domain extractor needs codebrim_root (the data it is trained on)")
-    return in_domain_extractor(codebrim_root, image_size, scale, seed, progress)
+    if codebrim is None:
+        raise ValueError("the in-domain extractor needs codebrim (the data it is trained on)")
+    return in_domain_extractor(codebrim, image_size, scale, seed, progress)
 
 
 # ------------------------------------------------------------------------------------------
@@ -267,8 +265,6 @@ def fid(real: torch.Tensor | Iterable[torch.Tensor], fake: torch.Tensor | Iterab
         extractor: nn.Module, batch_size: int = 64, device: str | torch.device = "cpu") -> FIDScore:
     """FID between ``real`` and ``fake`` images ((N, 3, H, W) in [0, 1], or iterables of such batches),
     on ``extractor``'s features, through torchmetrics' ``FrechetInceptionDistance``."""
-    from torchmetrics.image.fid import FrechetInceptionDistance
-
     extractor = extractor.to(device).eval()
     metric = FrechetInceptionDistance(feature=extractor, normalize=True).to(device)
     for real_flag, images in ((True, real), (False, fake)):
@@ -295,7 +291,7 @@ def ideal_synthesizer_fid(real: torch.Tensor, extractor: nn.Module, seed: int = 
 
 
 __all__ = [
-    "INCEPTION_WEIGHTS_FILE", "IN_DOMAIN_EPOCHS", "InceptionUnavailable", "InceptionV3Features",
+    "INCEPTION_WEIGHTS_FILE", "InceptionUnavailable", "InceptionV3Features",
     "find_inception_weights", "small_cnn", "RandomConvFeatures", "InDomainFeatures", "ExtractorConfig",
     "train_in_domain_features", "in_domain_extractor", "resolve_extractor", "FIDScore", "fid",
     "split_halves", "ideal_synthesizer_fid",

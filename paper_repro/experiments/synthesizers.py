@@ -4,18 +4,16 @@ Table 2's six rows are one generator with the ablation switches of
 :class:`paper_repro.config.DefectGANConfig` (spatial & categorical control ``scc``, adaptive noise
 injection ``ani``, layer-wise composition ``lwc``, spatial constraints ``sc``); with all off it is
 StarGAN, with ``scc`` alone StarGAN + SPADE, with all on Defect-GAN - the three Table 1 rows that
-are Table 2 rows. They are trained by :func:`paper_repro.defect_gan.trainer.pretrained_or_train`, so
-Tables 1, 2 and 3 (and any other chapter asking for the same configuration) share one cached run.
+are Table 2 rows. Their budget is the ``defect_gan_tables`` profile of :mod:`paper_repro.config`,
+and they are cached runs of :func:`paper_repro.defect_gan.trainer.trained_run`, so Tables 1, 2 and 3
+share them.
 
 Table 1's CycleGAN row is run as a **CycleGAN-style** model: the same StarGAN generator and
 discriminator, the same losses and budget, but *without class control*: every defect image
 carries one label "Defect", so the generator learns unconditional normal <-> defect translation
 with cycle reconstruction (one generator for both directions, told which by the one-bit domain
-label; not CycleGAN's two generators and two discriminators). The Defect-GAN package has no switch
-for that, so :func:`train_unconditional` is an adapter: it collapses the labels of the package's
-training data and calls the package's own ``train`` into its own cached run folder.
-
-``TABLE_BUDGET`` is the one training budget of every row at each scale; ``full`` is the paper's.
+label; not CycleGAN's two generators and two discriminators). :func:`unconditional_data` relabels
+the training data; the trainer is the package's own.
 """
 from __future__ import annotations
 
@@ -24,10 +22,12 @@ from pathlib import Path
 
 import torch
 
-from paper_repro import training as T
-from paper_repro.defect_gan.data import TrainingData, load_training_data
-from paper_repro.defect_gan.trainer import (ABLATION_FLAGS, is_finished, load_generator, make_config,
-                                            pretrained_or_train, train)
+from paper_repro.config import get_config
+from paper_repro.data.roots import DataSource
+from paper_repro.defect_gan.control import restore, synthesize
+from paper_repro.defect_gan.data import TrainingData
+from paper_repro.defect_gan.trainer import ABLATION_FLAGS, load_generator, trained_run
+from paper_repro.evaluation.fid import FIDScore, fid
 
 # Table 2: (SCC, ANI, LWC, SC) in the paper's row order; the name a row also has in Table 1.
 ABLATION_ROWS: tuple[tuple[tuple[bool, bool, bool, bool], str | None], ...] = (
@@ -40,16 +40,6 @@ ABLATION_ROWS: tuple[tuple[tuple[bool, bool, bool, bool], str | None], ...] = (
 )
 CYCLEGAN_STYLE = "CycleGAN"  # Table 1's name for the row the unconditional variant stands in for
 
-# One budget for every synthesizer of Tables 1-3 (same data, same seed). ``demo`` is smaller than
-# the Defect-GAN training chapter's demo run: seven GANs must train inside the book's time budget.
-TABLE_BUDGET: dict[str, dict] = {
-    "smoke": {},
-    "demo": dict(image_size=32, batch_size=4, iterations=60, conv_dim=8, n_res_blocks=1,
-                 spade_hidden=16, d_conv_dim=8, d_repeat=3, extra_normals=500,
-                 log_every=10, sample_every=30, checkpoint_every=30),
-    "full": {},
-}
-
 
 def flags_of(row: tuple[bool, bool, bool, bool]) -> dict[str, bool]:
     return dict(zip(ABLATION_FLAGS, row))
@@ -61,25 +51,14 @@ def row_label(row: tuple[bool, bool, bool, bool]) -> str:
 
 
 def table_config(scale: str, **flags):
-    """The DefectGANConfig of a row at ``scale``: the scale profile, the table budget, the switches."""
-    return make_config(scale, **{**TABLE_BUDGET[scale], **flags})
+    """The DefectGANConfig of a row at ``scale``: the ``defect_gan_tables`` profile and the switches."""
+    return get_config("defect_gan_tables", scale, **flags)
 
 
-def _data_key(data_root: str | Path | None, scale: str) -> str:
-    return str(data_root or f"bundled-{scale}")
-
-
-def gan_data_root(ctx) -> Path | None:
-    """What a chapter passes to the Defect-GAN trainer: ``None`` (the bundled set at its scale) or the
-    real CODEBRIM root under the chapter's ``data_root`` (as the Defect-GAN chapters do)."""
-    return ctx.dataset_root("codebrim") if ctx.data_root is not None else None
-
-
-def train_variant(scale: str, data_root: str | Path | None = None, device: str = "cpu", seed: int = 42,
+def train_variant(scale: str, data: DataSource, device: str = "cpu", seed: int = 42,
                   progress: bool = True, **flags) -> Path:
     """The run folder of one ablation row (trained on first use, then shared from the cache)."""
-    return pretrained_or_train(scale, data_root, device=device, seed=seed, progress=progress,
-                               **{**TABLE_BUDGET[scale], **flags})
+    return trained_run(table_config(scale, **flags), data, seed=seed, device=device, progress=progress)
 
 
 def unconditional_data(data: TrainingData) -> TrainingData:
@@ -88,15 +67,12 @@ def unconditional_data(data: TrainingData) -> TrainingData:
                         ("Defect",), data.normal_sampler.seed)
 
 
-def train_unconditional(scale: str, data_root: str | Path | None = None, device: str = "cpu",
-                        seed: int = 42, progress: bool = True) -> Path:
-    """The CycleGAN-style row: StarGAN's networks on normal <-> "Defect" (adapter, see module doc)."""
+def train_unconditional(scale: str, data: DataSource, device: str = "cpu", seed: int = 42,
+                        progress: bool = True) -> Path:
+    """The CycleGAN-style row: StarGAN's networks on normal <-> "Defect" (see the module doc)."""
     cfg = table_config(scale, **flags_of((False, False, False, False)))
-    run_dir = T.cached_run_dir("defect_gan_unconditional", cfg, data=_data_key(data_root, scale), seed=seed)
-    if not is_finished(run_dir, cfg):
-        data = unconditional_data(load_training_data(cfg, data_root, scale=scale, seed=seed))
-        train(cfg, run_dir, data, device=device, seed=seed, resume=True, progress=progress)
-    return run_dir
+    return trained_run(cfg, data, seed=seed, device=device, progress=progress,
+                       name="defect_gan_unconditional", relabel=unconditional_data)
 
 
 # ------------------------------------------------------------------------------------------
@@ -113,15 +89,16 @@ def real_defects(data: TrainingData) -> torch.Tensor:
 
 
 def draws(data: TrainingData, n: int, seed: int = 0) -> tuple[list[int], torch.Tensor]:
-    """The normal images (indices into the normal pool) and target labels :func:`deface` uses for ``seed``."""
+    """The normal images (indices into the normal pool) and target labels :func:`sample_defaced`
+    uses for ``seed``."""
     g = torch.Generator().manual_seed(seed)
     normal_idx = torch.randint(data.n_normals, (n,), generator=g).tolist()
     return normal_idx, data.labels[torch.randint(data.n_defects, (n,), generator=g)]
 
 
 @torch.no_grad()
-def deface(G, data: TrainingData, n: int, seed: int = 0, batch_size: int = 64,
-           device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+def sample_defaced(G, data: TrainingData, n: int, seed: int = 0, batch_size: int = 64,
+                   device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` synthesized defects d = G(n, c) (eq. 1-2) in [0, 1], with their target labels c.
 
     Normal images are drawn at random from the normal pool and targets from the real defects' label
@@ -136,14 +113,14 @@ def deface(G, data: TrainingData, n: int, seed: int = 0, batch_size: int = 64,
         torch.manual_seed(seed)
         for start in range(0, n, batch_size):
             normals = torch.stack([data.normals(i) for i in normal_idx[start:start + batch_size]])
-            out = G(normals.to(device), targets[start:start + batch_size].to(device)).image
+            out = synthesize(G, normals.to(device), targets[start:start + batch_size].to(device)).image
             images.append(to_unit(out).cpu())
     return torch.cat(images), targets
 
 
 @torch.no_grad()
-def restore(G, data: TrainingData, n: int, seed: int = 0, batch_size: int = 64,
-            device: str | torch.device = "cpu") -> torch.Tensor:
+def sample_restored(G, data: TrainingData, n: int, seed: int = 0, batch_size: int = 64,
+                    device: str | torch.device = "cpu") -> torch.Tensor:
     """``n`` restored normal samples n̂ = G(d, 0) (eq. 3-4) of the real defects (cycled), in [0, 1]."""
     images = []
     with torch.random.fork_rng(devices=[]):
@@ -151,7 +128,7 @@ def restore(G, data: TrainingData, n: int, seed: int = 0, batch_size: int = 64,
         for start in range(0, n, batch_size):
             idx = [i % data.n_defects for i in range(start, min(start + batch_size, n))]
             defects = torch.stack([data.defects(i) for i in idx]).to(device)
-            images.append(to_unit(G(defects, torch.zeros(len(idx), G.num_classes, device=device)).image).cpu())
+            images.append(to_unit(restore(G, defects).image).cpu())
     return torch.cat(images)
 
 
@@ -170,20 +147,15 @@ def load_synthesizer(name: str, run_dir: Path, row=None, device: str = "cpu") ->
     return Synthesizer(name, row, Path(run_dir), G)
 
 
-__all__ = [
-    "ABLATION_ROWS", "CYCLEGAN_STYLE", "TABLE_BUDGET", "flags_of", "row_label", "table_config", "gan_data_root",
-    "train_variant", "unconditional_data", "train_unconditional", "to_unit", "real_defects", "draws", "deface",
-    "restore", "Synthesizer", "load_synthesizer",
-]
-
-
 def synthesis_fid(G, data: TrainingData, real: torch.Tensor, extractor, seed: int = 0,
-                  device: str | torch.device = "cpu"):
+                  device: str | torch.device = "cpu") -> FIDScore:
     """Table 1-2 FID of one generator: as many synthesized defects as there are real ones, against them."""
-    from paper_repro.fid import fid
-
-    fake, _ = deface(G, data, len(real), seed=seed, device=device)
+    fake, _ = sample_defaced(G, data, len(real), seed=seed, device=device)
     return fid(real, fake, extractor, device=device)
 
 
-__all__ += ["synthesis_fid"]
+__all__ = [
+    "ABLATION_ROWS", "CYCLEGAN_STYLE", "flags_of", "row_label", "table_config", "train_variant",
+    "unconditional_data", "train_unconditional", "to_unit", "real_defects", "draws", "sample_defaced",
+    "sample_restored", "Synthesizer", "load_synthesizer", "synthesis_fid",
+]

@@ -14,9 +14,8 @@ Anomaly detection (DADNet §3.3):
 
 All return Python floats in [0, 1].
 
-Image synthesis (Defect-GAN §4.1): :func:`fid` and the split-half :func:`ideal_synthesizer_fid`, with
-named feature extractors (:func:`resolve_extractor`), live in :mod:`paper_repro.fid` and are
-re-exported here.
+Image synthesis (Defect-GAN §4.1): the FID and its named feature extractors live in
+:mod:`paper_repro.evaluation.fid`.
 """
 from __future__ import annotations
 
@@ -26,8 +25,6 @@ from torchmetrics.functional.classification import (
     binary_auroc, binary_average_precision, binary_precision_recall_curve,
 )
 
-from paper_repro.fid import (FIDScore, InceptionUnavailable, fid, ideal_synthesizer_fid, resolve_extractor,
-                             split_halves)
 
 
 def _flat(x) -> torch.Tensor:
@@ -43,32 +40,31 @@ def _check_both_classes(target: torch.Tensor, what: str) -> None:
 # Anomaly detection
 # ------------------------------------------------------------------------------------------
 
+def _scores_and_target(scores, truth, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flattened float scores and 0/1 targets, both classes present (else a ValueError naming ``what``)."""
+    target = _flat(truth).round().long()
+    _check_both_classes(target, what)
+    return _flat(scores).float(), target
+
+
 def image_auroc(scores, labels) -> float:
     """Image-level AUROC: ``scores`` (N,) higher = more anomalous, ``labels`` (N,) in {0, 1}."""
-    target = _flat(labels).round().long()
-    _check_both_classes(target, "image AUROC")
-    return float(binary_auroc(_flat(scores).float(), target))
+    return float(binary_auroc(*_scores_and_target(scores, labels, "image AUROC")))
 
 
 def pixel_auroc(maps, masks) -> float:
     """Pixel-level AUROC over all pixels: ``maps`` and ``masks`` of the same shape (e.g. N x 1 x H x W)."""
-    target = _flat(masks).round().long()
-    _check_both_classes(target, "pixel AUROC")
-    return float(binary_auroc(_flat(maps).float(), target))
+    return float(binary_auroc(*_scores_and_target(maps, masks, "pixel AUROC")))
 
 
 def pixel_ap(maps, masks) -> float:
     """Pixel-level average precision (area under the precision-recall curve)."""
-    target = _flat(masks).round().long()
-    _check_both_classes(target, "pixel AP")
-    return float(binary_average_precision(_flat(maps).float(), target))
+    return float(binary_average_precision(*_scores_and_target(maps, masks, "pixel AP")))
 
 
 def pixel_f1_max(maps, masks) -> float:
     """The largest pixel-level F1 over all thresholds of ``maps`` (all pixels pooled)."""
-    target = _flat(masks).round().long()
-    _check_both_classes(target, "pixel F1-max")
-    precision, recall, _ = binary_precision_recall_curve(_flat(maps).float(), target)
+    precision, recall, _ = binary_precision_recall_curve(*_scores_and_target(maps, masks, "pixel F1-max"))
     f1 = 2 * precision * recall / (precision + recall).clamp_min(1e-12)
     return float(f1.max())
 
@@ -96,7 +92,4 @@ def pixel_f1(pred_masks, masks, threshold: float = 0.5) -> float:
     return float(f1.mean())
 
 
-__all__ = [
-    "image_auroc", "pixel_auroc", "pixel_ap", "pixel_f1_max", "pixel_f1",
-    "fid", "FIDScore", "ideal_synthesizer_fid", "split_halves", "resolve_extractor", "InceptionUnavailable",
-]
+__all__ = ["image_auroc", "pixel_auroc", "pixel_ap", "pixel_f1_max", "pixel_f1"]

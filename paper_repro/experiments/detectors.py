@@ -1,0 +1,94 @@
+"""What DADNet's Tables 1-4 (and the bridge) share: trained detectors' predictions on a category's
+test split, scored by one path, averaged over runs.
+
+Runs ``r = 0 .. runs-1`` use seed ``seed + r`` (the paper averages three, §3.4.1). DADNet's runs
+are cached runs of :func:`paper_repro.dadnet.trainer.trained_run` at the ``dadnet_tables`` profile,
+so every chapter asking for the same one shares it; a baseline's predictions are cached tensors.
+Every method's predictions are scored by :func:`paper_repro.evaluation.scoring.score_predictions`.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import torch
+
+from paper_repro.baselines.anomalib_models import BaselineConfig, anomalib_version, build, fit, predict
+from paper_repro.config import get_config
+from paper_repro.dadnet.evaluate import evaluate
+from paper_repro.dadnet.trainer import trained_run
+from paper_repro.data.mvtec import MVTecAD
+from paper_repro.data.roots import DataSource
+from paper_repro.evaluation.scoring import EXTRA_METRICS, METRICS, score_predictions, threshold_for
+from paper_repro.runs.devices import seed_everything
+from paper_repro.runs.folders import cached_tensors
+
+METRIC_TITLES = {"image_auroc": "image AUROC (%)", "pixel_auroc": "pixel AUROC (%)",
+                 "pixel_f1": "pixel F1, eq. (20) (%)", "pixel_ap": "pixel AP (%)",
+                 "pixel_f1_max": "pixel F1-max (%)"}
+
+
+def dadnet_config(scale: str, seed: int = 42):
+    """DADNet's configuration behind Tables 1-4 at ``scale`` (the ``dadnet_tables`` profile)."""
+    return get_config("dadnet_tables", scale, seed=seed)
+
+
+def default_runs(scale: str) -> int:
+    """The paper's three runs at ``full``; the DADNet profile's ``runs`` elsewhere (1)."""
+    return get_config("dadnet", scale).runs
+
+
+def baseline_config(method: str, scale: str, seed: int = 42, pretrained: bool | str | None = None) -> BaselineConfig:
+    """One anomalib baseline at ``scale`` (the ``baselines`` profile), at DADNet's image size."""
+    plan = get_config("baselines", scale)
+    return BaselineConfig(method=method, backbone=plan.backbone_of(method),
+                          image_size=dadnet_config(scale).image_size, batch_size=plan.batch_size,
+                          epochs=plan.epochs(method), pretrained=plan.pretrained if pretrained is None else pretrained,
+                          seed=seed)
+
+
+def dadnet_predictions(scale: str, category: str, data: DataSource, pseudo: str = "sdgm", dram: bool = True,
+                       device: str = "cpu", seed: int = 42, progress: bool = True) -> dict[str, torch.Tensor]:
+    """Train (or reuse) DADNet's cached run and predict the category's test split."""
+    run_dir = trained_run(dadnet_config(scale, seed), data, category, pseudo=pseudo, dram=dram, device=device,
+                          progress=progress)
+    _, pred = evaluate(run_dir, None, category, device=device, progress=progress)
+    return pred
+
+
+def baseline_predictions(cfg: BaselineConfig, category: str, data: DataSource, device: str = "cpu",
+                         progress: bool = True) -> dict[str, torch.Tensor]:
+    """Train ``cfg.method`` on ``<root>/category/train/good`` and predict its test split (cached)."""
+    def compute() -> dict[str, torch.Tensor]:
+        seed_everything(cfg.seed)
+        model = build(cfg)
+        fit(model, cfg, MVTecAD(data.root, category, "train", image_size=cfg.image_size), device, progress)
+        pred = predict(model, MVTecAD(data.root, category, "test", image_size=cfg.image_size), cfg.batch_size,
+                       device, progress)
+        return {k: v for k, v in pred.items() if k != "image"}
+
+    key = dict(config=cfg, category=category, data=data.key, anomalib=anomalib_version())
+    return cached_tensors("baseline_predictions", key, compute)
+
+
+def scored_row(method: str, category: str, run: int, pred: dict[str, torch.Tensor]) -> dict[str, Any]:
+    return {"method": method, "category": category, "run": run, **score_predictions(pred, threshold_for(method))}
+
+
+def mean_over_runs(frame: pd.DataFrame, by: str = "method") -> pd.DataFrame:
+    """Mean over runs per (``by``, category), plus an ``average`` category (mean over categories)."""
+    values = [m for m in (*METRICS, *EXTRA_METRICS) if m in frame]
+    per_cat = frame.groupby([by, "category"], sort=False)[values].mean().reset_index()
+    average = per_cat.groupby(by, sort=False)[values].mean().reset_index().assign(category="average")
+    return pd.concat([per_cat, average], ignore_index=True)
+
+
+def spread_over_runs(frame: pd.DataFrame, by: str = "method") -> pd.DataFrame:
+    """Standard deviation over runs of each metric, per ``by`` (averaged over categories)."""
+    values = [m for m in (*METRICS, *EXTRA_METRICS) if m in frame]
+    per_cat = frame.groupby([by, "category"], sort=False)[values].std(ddof=0).reset_index()
+    return per_cat.groupby(by, sort=False)[values].mean().reset_index()
+
+
+__all__ = ["METRIC_TITLES", "dadnet_config", "default_runs", "baseline_config", "dadnet_predictions",
+           "baseline_predictions", "scored_row", "mean_over_runs", "spread_over_runs"]

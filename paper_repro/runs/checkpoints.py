@@ -1,0 +1,218 @@
+"""Checkpoints: safetensors for every tensor, JSON metadata for the rest, written atomically.
+
+A checkpoint holds a run's whole state at one step: network weights, optimizer, scheduler and
+loss-scaler state, every random generator (so a resumed run draws the same numbers) and a small
+``extra`` dict. Nothing is pickled, so loading one runs no foreign code. Every file this package
+writes goes through :func:`atomic_write`: a crash never leaves half a file behind a finished name.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from paper_repro.errors import UserError
+from paper_repro.runs.devices import unwrap
+
+CHECKPOINT_PATTERN = re.compile(r"checkpoint_(\d+)\.safetensors$")
+
+
+def atomic_write(path: str | Path, write: Callable[[str], Any]) -> Path:
+    """Call ``write(temporary_path)``, then rename the temporary file to ``path`` in one step."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def checkpoint_path(run_dir: str | Path, step: int) -> Path:
+    return Path(run_dir) / f"checkpoint_{step:08d}.safetensors"
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The checkpoint with the highest step in ``run_dir``, or ``None``."""
+    found = checkpoints(run_dir)
+    return found[-1][1] if found else None
+
+
+def checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
+    """``(step, path)`` of every checkpoint in ``run_dir``, oldest first."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return []
+    return sorted((int(m.group(1)), p) for p in run_dir.iterdir() if (m := CHECKPOINT_PATTERN.search(p.name)))
+
+
+def prune_checkpoints(run_dir: str | Path, keep_last: int) -> None:
+    """Delete all but the ``keep_last`` newest checkpoints of ``run_dir``."""
+    for _, path in checkpoints(run_dir)[:-keep_last]:
+        path.unlink(missing_ok=True)
+
+
+# ------------------------------------------------------------------------------------------
+# Nested state (optimizer, scheduler, RNG) <-> flat tensors + JSON
+# ------------------------------------------------------------------------------------------
+def _flatten_state(prefix: str, state: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    """Move every tensor of a nested state dict into ``tensors``; return the rest as JSON-able data."""
+    if isinstance(state, np.ndarray):
+        state = torch.from_numpy(state.copy())
+    if isinstance(state, torch.Tensor):
+        tensors[prefix] = state.detach().cpu().contiguous()
+        return {"__tensor__": prefix}
+    if isinstance(state, Mapping):
+        return {"__dict__": [[_json_key(k), _flatten_state(f"{prefix}.{k}", v, tensors)]
+                             for k, v in state.items()]}
+    if isinstance(state, (list, tuple)):
+        kind = "__list__" if isinstance(state, list) else "__tuple__"
+        return {kind: [_flatten_state(f"{prefix}.{i}", v, tensors) for i, v in enumerate(state)]}
+    if isinstance(state, (np.integer, np.floating)):
+        return state.item()
+    return state
+
+
+def _json_key(key: Any) -> Any:
+    return {"__int__": key} if isinstance(key, int) else key
+
+
+def _unflatten_state(data: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
+    if isinstance(data, dict):
+        if "__tensor__" in data:
+            return tensors[data["__tensor__"]]
+        if "__dict__" in data:
+            return {(k["__int__"] if isinstance(k, dict) else k): _unflatten_state(v, tensors)
+                    for k, v in data["__dict__"]}
+        if "__list__" in data:
+            return [_unflatten_state(v, tensors) for v in data["__list__"]]
+        if "__tuple__" in data:
+            return tuple(_unflatten_state(v, tensors) for v in data["__tuple__"])
+    return data
+
+
+def rng_state() -> dict[str, Any]:
+    """Every random generator's state, so a resumed run draws the same numbers."""
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: Mapping[str, Any]) -> None:
+    torch.set_rng_state(state["torch"].to(torch.uint8))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, np.asarray(keys.numpy() if isinstance(keys, torch.Tensor) else keys,
+                                          dtype=np.uint32), pos, has_gauss, cached))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.to(torch.uint8) for s in state["cuda"]])
+
+
+# ------------------------------------------------------------------------------------------
+# Save and load
+# ------------------------------------------------------------------------------------------
+def save_checkpoint(path: str | Path, *, modules: Mapping[str, nn.Module],
+                    optimizers: Mapping[str, torch.optim.Optimizer] | None = None,
+                    schedulers: Mapping[str, Any] | None = None,
+                    scalers: Mapping[str, torch.amp.GradScaler] | None = None,
+                    step: int, extra: Mapping[str, Any] | None = None,
+                    generators: Mapping[str, torch.Generator] | None = None) -> Path:
+    """Write one checkpoint file atomically (temp file + rename): a crash never leaves half a file.
+
+    Tensors go into safetensors; non-tensor state (optimizer hyper-parameters, scheduler counters,
+    step, ``extra``) into its JSON metadata. ``generators`` are extra ``torch.Generator`` objects
+    (for instance a data sampler's).
+    """
+    tensors: dict[str, torch.Tensor] = {}
+    for name, module in modules.items():
+        for key, value in unwrap(module).state_dict().items():
+            tensors[f"model.{name}.{key}"] = value.detach().cpu().contiguous()
+    state = {
+        "step": int(step),
+        "extra": dict(extra or {}),
+        "optimizers": {n: o.state_dict() for n, o in (optimizers or {}).items()},
+        "schedulers": {n: s.state_dict() for n, s in (schedulers or {}).items()},
+        "scalers": {n: s.state_dict() for n, s in (scalers or {}).items()},
+        "generators": {n: g.get_state() for n, g in (generators or {}).items()},
+        "rng": rng_state(),
+    }
+    metadata = {"state": json.dumps(_flatten_state("state", state, tensors))}
+    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+
+def load_checkpoint(path: str | Path, *, modules: Mapping[str, nn.Module],
+                    optimizers: Mapping[str, torch.optim.Optimizer] | None = None,
+                    schedulers: Mapping[str, Any] | None = None,
+                    scalers: Mapping[str, torch.amp.GradScaler] | None = None,
+                    generators: Mapping[str, torch.Generator] | None = None,
+                    restore_rng: bool = True) -> dict[str, Any]:
+    """Restore what :func:`save_checkpoint` wrote; returns ``{"step": int, "extra": dict}``."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such checkpoint file")
+    try:
+        tensors = load_file(str(path), device="cpu")
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+        state = _unflatten_state(json.loads(metadata["state"]), tensors)
+    except (OSError, ValueError, KeyError, SafetensorError) as err:
+        raise UserError(f"{path}: not a readable paper_repro checkpoint ({err})") from err
+    for name, module in modules.items():
+        prefix = f"model.{name}."
+        weights = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        unwrap(module).load_state_dict(weights)  # copies onto the module's own device
+    for name, optimizer in (optimizers or {}).items():
+        optimizer.load_state_dict(state["optimizers"][name])
+        _match_parameter_layout(optimizer)
+    for name, scheduler in (schedulers or {}).items():
+        scheduler.load_state_dict(state["schedulers"][name])
+    for name, scaler in (scalers or {}).items():
+        scaler.load_state_dict(state["scalers"][name])
+    for name, generator in (generators or {}).items():
+        generator.set_state(state["generators"][name].to(torch.uint8))
+    if restore_rng:
+        set_rng_state(state["rng"])
+    return {"step": state["step"], "extra": state["extra"]}
+
+
+def _match_parameter_layout(optimizer: torch.optim.Optimizer) -> None:
+    """Give each loaded per-parameter state tensor (saved contiguous) its parameter's memory layout:
+    fused optimizers pair a parameter with its moments in memory order (channels-last weights)."""
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            for key, value in optimizer.state.get(param, {}).items():
+                if torch.is_tensor(value) and value.shape == param.shape and value.stride() != param.stride():
+                    optimizer.state[param][key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
+
+
+def load_weights(path: str | Path, modules: Mapping[str, nn.Module]) -> dict[str, Any]:
+    """Load only the network weights of a checkpoint (inference), leaving every RNG alone."""
+    return load_checkpoint(path, modules=modules, restore_rng=False)
+
+
+__all__ = [
+    "atomic_write", "checkpoint_path", "checkpoints", "latest_checkpoint", "prune_checkpoints", "rng_state", "set_rng_state",
+    "save_checkpoint", "load_checkpoint", "load_weights",
+]

@@ -1,0 +1,113 @@
+"""Devices, processes and seeds: where a run computes and how its random streams start.
+
+- :func:`resolve_device` turns ``"cpu"``, ``"cuda:1"`` or ``"auto"`` into a ``torch.device``, with one
+  clear error when the machine lacks it.
+- :class:`Distributed` is the process group ``torchrun`` describes (one process when it does not):
+  gloo on the CPU, nccl on CUDA, DistributedDataParallel around a module.
+- :func:`seed_everything` seeds Python's, NumPy's and torch's generators.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+
+import numpy as np
+import torch
+import torch.distributed
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from paper_repro.errors import UserError
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's generators (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """``"cpu"``, ``"cuda"``, ``"cuda:1"``, or ``None``/``"auto"`` (CUDA when present, else CPU)."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as err:
+        raise UserError(f"unknown device {device!r}: expected cpu, cuda, cuda:N or auto") from err
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device {device!r} was asked for, but this machine has no CUDA device "
+                        "(use --device cpu)")
+    return resolved
+
+
+@dataclasses.dataclass
+class Distributed:
+    """The process group a run belongs to. One process (``enabled=False``) unless launched by torchrun."""
+
+    enabled: bool = False
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def from_env(cls, device: torch.device | str = "cpu") -> "Distributed":
+        """Join the group torchrun describes in ``WORLD_SIZE``/``RANK``/``LOCAL_RANK``.
+
+        gloo on the CPU, nccl on CUDA. With ``WORLD_SIZE`` unset or 1, nothing is initialised.
+        """
+        world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        if world_size <= 1:
+            return cls()
+        device = torch.device(device)
+        rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+        if not torch.distributed.is_initialized():
+            backend = "nccl" if device.type == "cuda" else "gloo"
+            torch.distributed.init_process_group(backend=backend, rank=rank, world_size=world_size)
+        if device.type == "cuda":
+            torch.cuda.set_device(local_rank)
+        return cls(enabled=True, rank=rank, world_size=world_size, local_rank=local_rank)
+
+    def device(self, device: torch.device | str) -> torch.device:
+        """The device this process works on: ``cuda:<local_rank>`` under torchrun with CUDA."""
+        device = torch.device(device)
+        if self.enabled and device.type == "cuda":
+            return torch.device("cuda", self.local_rank)
+        return device
+
+    def wrap(self, module: nn.Module) -> nn.Module:
+        """``DistributedDataParallel(module)`` in a group, else ``module`` itself."""
+        if not self.enabled:
+            return module
+        device = next(module.parameters()).device
+        device_ids = [device.index] if device.type == "cuda" else None
+        return DistributedDataParallel(module, device_ids=device_ids)
+
+    def barrier(self) -> None:
+        if self.enabled:
+            torch.distributed.barrier()
+
+    def all_reduce_mean(self, value: torch.Tensor) -> torch.Tensor:
+        """Mean of ``value`` over the group (the value itself with one process)."""
+        if not self.enabled:
+            return value
+        value = value.detach().clone()
+        torch.distributed.all_reduce(value)
+        return value / self.world_size
+
+    def close(self) -> None:
+        if self.enabled and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def unwrap(module: nn.Module) -> nn.Module:
+    """The module inside a DistributedDataParallel wrapper (or the module itself)."""
+    return module.module if isinstance(module, DistributedDataParallel) else module
+
+
+__all__ = ["seed_everything", "resolve_device", "Distributed", "unwrap"]

@@ -1,0 +1,100 @@
+"""The package's shape (issue "one shape"): every per-scale number in config.py, imports at the top of
+research modules, and an import graph without cycles."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import paper_repro
+from paper_repro.config import PROFILES, SCALES
+
+PACKAGE = Path(paper_repro.__file__).parent
+MODULES = sorted(p for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts)
+# Command-line and book-tooling modules may import lazily (start-up time of `python -m paper_repro`), and
+# so may the wrappers of optional dependencies (anomalib is the `baselines` extra; torch-fidelity's
+# Inception is only needed with its weights).
+LAZY_ALLOWED = {"cli.py", "reproduce.py", "sphinx_offline_mathjax.py", "anomalib_models.py", "fid.py"}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def test_config_is_the_one_place_with_per_scale_tables():
+    offenders = []
+    for path in MODULES:
+        if path.name == "config.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Dict):
+                keys = {k.value for k in node.keys if isinstance(k, ast.Constant)}
+                if len(keys & set(SCALES)) >= 2:
+                    offenders.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
+            if isinstance(node, ast.Compare) and any(
+                    isinstance(c, ast.Constant) and c.value in SCALES for c in node.comparators):
+                offenders.append(f"{path.relative_to(PACKAGE)}:{node.lineno} (compares a scale name)")
+    assert not offenders, f"per-scale settings outside config.py: {offenders}"
+    assert {"defect_gan", "defect_gan_tables", "detection", "dadnet", "dadnet_tables", "baselines",
+            "gan_tables", "bundled_data"} <= set(PROFILES)
+
+
+def _imports(path: Path, top_level_only: bool) -> set[str]:
+    tree = ast.parse(path.read_text())
+    nodes = tree.body if top_level_only else list(ast.walk(tree))
+    names = set()
+    for node in nodes:
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("paper_repro"):
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names if alias.name.startswith("paper_repro"))
+    return names
+
+
+def test_research_modules_import_at_the_top():
+    lazy = []
+    for path in MODULES:
+        if path.name in LAZY_ALLOWED:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lazy += [f"{path.relative_to(PACKAGE)}:{n.lineno}" for n in ast.walk(node)
+                         if isinstance(n, (ast.Import, ast.ImportFrom))]
+    assert not lazy, f"imports inside functions: {lazy}"
+
+
+def test_no_module_is_imported_under_a_one_letter_alias():
+    aliased = [f"{path.relative_to(PACKAGE)}: {alias.name} as {alias.asname}" for path in MODULES
+               for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, (ast.Import, ast.ImportFrom))
+               for alias in node.names if alias.asname and len(alias.asname) == 1 and alias.asname != "F"]
+    assert not aliased  # F is torch.nn.functional's conventional name
+
+
+def test_the_import_graph_has_no_cycle():
+    names = {module_name(p): p for p in MODULES}
+    def ancestors(module: str) -> set[str]:
+        parts = module.split(".")
+        return {".".join(parts[:k]) for k in range(1, len(parts))}
+
+    # Importing a module first imports its packages; a module's own packages are already being imported.
+    graph = {}
+    for name, path in names.items():
+        targets = {m for m in _imports(path, top_level_only=True) if m in names and m != name}
+        targets |= {a for m in targets for a in ancestors(m) if a in names}
+        graph[name] = targets - ancestors(name) - {name}
+    state: dict[str, int] = {}
+    cycle: list[str] = []
+
+    def visit(node: str, path: list[str]) -> bool:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                cycle.extend(path[path.index(nxt):] + [node, nxt] if nxt in path else [node, nxt])
+                return True
+            if nxt not in state and visit(nxt, path + [node]):
+                return True
+        state[node] = 2
+        return False
+
+    assert not any(visit(n, []) for n in sorted(graph) if n not in state), f"import cycle: {cycle}"
