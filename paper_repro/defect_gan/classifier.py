@@ -182,8 +182,10 @@ def evaluate(model: DefectClassifier, dataset: Dataset, batch_size: int = 64, de
 
 def train_classifier(cfg, backbone: str, augmentation: str, train_set: Dataset, val_set: Dataset,
                      test_set: Dataset, run_dir: str | Path, *, source_head: bool, weights: str | None = None,
-                     device: str = "cpu", seed: int = 42, progress: bool = True) -> DetectionResult:
-    """Train one Table 3 cell in ``run_dir`` (or resume it, or read its finished result)."""
+                     device: str = "cpu", seed: int = 42, progress: bool = True,
+                     stop_at: int | None = None) -> DetectionResult | None:
+    """Train one Table 3 cell in ``run_dir`` (or resume it, or read its finished result); ``stop_at``
+    ends after that epoch (an interruption: returns None)."""
     run_dir = Path(run_dir)
     result_file = run_dir / "result.json"
     if result_file.is_file():
@@ -215,10 +217,12 @@ def train_classifier(cfg, backbone: str, augmentation: str, train_set: Dataset, 
         return {"val_accuracy": val, **totals}
 
     fit(run_dir, TrainState({"model": model}, {"sgd": optimizer}), epoch, total=cfg.epochs, config=cfg,
-        run_info=dict(backbone=backbone, augmentation=augmentation, seed=seed, source_head=source_head,
-                      weights=weights),
+        run_info=dict(paper="detection", backbone=backbone, augmentation=augmentation, seed=seed,
+                      source_head=source_head, weights=weights),
         seed=seed, dist=Distributed(), resume=True, keep_last=1, extra=progress_state, progress=progress,
-        desc=f"{backbone} / {augmentation}", postfix={"val": "val_accuracy"})
+        desc=f"{backbone} / {augmentation}", postfix={"val": "val_accuracy"}, stop_at=stop_at, wait=True)
+    if stop_at is not None and stop_at < cfg.epochs:
+        return None
     best = progress_state["best"]
     load_weights(run_dir / "best.safetensors", {"model": model})
     result = DetectionResult(backbone, augmentation, best["epoch"], best["val"],

@@ -26,16 +26,31 @@ from paper_repro.errors import UserError
 from paper_repro.runs.devices import unwrap
 
 CHECKPOINT_PATTERN = re.compile(r"checkpoint_(\d+)\.safetensors$")
+TMP_SUFFIX = ".tmp"
+# What atomic_write leaves behind when a process dies mid-write: ".<name>.<random>.tmp".
+STALE_TMP_PATTERN = re.compile(r"^\.(?P<name>.+)\.[A-Za-z0-9_]+\.tmp$")
+
+
+def current_umask() -> int:
+    """The process's file-creation mask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write(path: str | Path, write: Callable[[str], Any]) -> Path:
-    """Call ``write(temporary_path)``, then rename the temporary file to ``path`` in one step."""
+    """Call ``write(temporary_path)``, then rename the temporary file to ``path`` in one step.
+
+    The file gets the permissions any new file of the user gets (``0o666`` less the umask), not the
+    private ``0o600`` of a temporary file, so a colleague can read a shared run folder.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -62,10 +77,34 @@ def checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
     return sorted((int(m.group(1)), p) for p in run_dir.iterdir() if (m := CHECKPOINT_PATTERN.search(p.name)))
 
 
-def prune_checkpoints(run_dir: str | Path, keep_last: int) -> None:
-    """Delete all but the ``keep_last`` newest checkpoints of ``run_dir``."""
-    for _, path in checkpoints(run_dir)[:-keep_last]:
-        path.unlink(missing_ok=True)
+def prune_checkpoints(run_dir: str | Path, keep_last: int, milestone_every: int = 0) -> None:
+    """Delete all but the ``keep_last`` newest checkpoints of ``run_dir`` and the milestones (steps that
+    are multiples of ``milestone_every``; 0: none)."""
+    found = checkpoints(run_dir)
+    for step, path in found[:-keep_last] if keep_last else found:
+        if not (milestone_every and step % milestone_every == 0):
+            path.unlink(missing_ok=True)
+
+
+def kept_checkpoints(total: int, checkpoint_every: int, keep_last: int, milestone_every: int) -> int:
+    """How many checkpoints a finished run of ``total`` steps keeps (the bound its disk use has)."""
+    steps = set(range(checkpoint_every, total + 1, checkpoint_every)) | {total}
+    milestones = {s for s in steps if milestone_every and s % milestone_every == 0}
+    return len(milestones | set(sorted(steps)[-keep_last:] if keep_last else steps))
+
+
+def remove_stale_temporaries(run_dir: str | Path, names: tuple[str, ...]) -> list[Path]:
+    """Delete what :func:`atomic_write` left behind when a process died mid-write, for files named
+    ``names`` (``"run.json"``) or matching ``checkpoint_*.safetensors``; returns what was removed.
+    Call it only while holding the run folder's lock."""
+    run_dir = Path(run_dir)
+    removed = []
+    for path in run_dir.iterdir() if run_dir.is_dir() else []:
+        match = STALE_TMP_PATTERN.match(path.name)
+        if match and path.is_file() and (match["name"] in names or CHECKPOINT_PATTERN.search(match["name"])):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 # ------------------------------------------------------------------------------------------
@@ -213,6 +252,7 @@ def load_weights(path: str | Path, modules: Mapping[str, nn.Module]) -> dict[str
 
 
 __all__ = [
-    "atomic_write", "checkpoint_path", "checkpoints", "latest_checkpoint", "prune_checkpoints", "rng_state", "set_rng_state",
+    "TMP_SUFFIX", "current_umask", "atomic_write", "checkpoint_path", "checkpoints", "latest_checkpoint",
+    "prune_checkpoints", "kept_checkpoints", "remove_stale_temporaries", "rng_state", "set_rng_state",
     "save_checkpoint", "load_checkpoint", "load_weights",
 ]

@@ -13,13 +13,17 @@ second chapter asking for the same model reads it instead of training it again.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
+import fcntl
 import hashlib
 import io
 import json
+import os
+import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, Mapping
 
 import pandas as pd
 import torch
@@ -44,26 +48,111 @@ def write_run_config(run_dir: str | Path, config: Any, **extra: Any) -> Path:
                         lambda tmp: Path(tmp).write_text(json.dumps(payload, indent=2, sort_keys=True)))
 
 
+PAPER_NAMES = {"defect_gan": "Defect-GAN", "dadnet": "DADNet", "detection": "defect classifier"}
+# A field only that configuration has: tells runs apart whose run.json predates its "paper" key.
+SIGNATURE_FIELDS = {"defect_gan": "n_critic", "dadnet": "recon_width", "detection": "grl_coefficient"}
+
+
 def read_run_config(run_dir: str | Path) -> dict[str, Any]:
+    """``run.json`` of a run folder: a JSON object with the ``config`` the run was started with."""
     path = Path(run_dir) / "run.json"
     if not path.is_file():
         raise UserError(f"{path}: missing; is {Path(run_dir)} a training run folder?")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
+        saved = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise UserError(f"{path}: not valid JSON ({err})") from err
+    if not isinstance(saved, dict) or not isinstance(saved.get("config"), dict):
+        raise UserError(f"{path}: has no \"config\" object; expected the run.json a training run writes")
+    return saved
+
+
+def paper_of(saved: Mapping[str, Any]) -> str | None:
+    """Which paper's run a ``run.json`` describes: its ``paper`` key, else told by its configuration's fields."""
+    if saved.get("paper"):
+        return str(saved["paper"])
+    return next((paper for paper, field in SIGNATURE_FIELDS.items() if field in saved["config"]), None)
 
 
 def config_from_run(run_dir: str | Path, paper: str):
     """The ``paper``'s configuration a run was started with (from its ``run.json``), and ``run.json``.
 
     Fields the run does not record keep the paper's ``full`` values; JSON lists become tuples again.
+    A run folder of the other paper is refused in one line.
     """
     saved = read_run_config(run_dir)
+    found = paper_of(saved)
+    if found != paper:
+        what = f"a {PAPER_NAMES.get(found, found)} run folder" if found else "not a run folder this package knows"
+        raise UserError(f"{Path(run_dir)}: {what}, not a {PAPER_NAMES.get(paper, paper)} one")
     config = get_config(paper, "full")
     names = {f.name for f in dataclasses.fields(config)}
     values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in saved["config"].items() if k in names}
     return dataclasses.replace(config, **values), saved
+
+
+def config_differences(saved: Mapping[str, Any], config: Any, ignore: tuple[str, ...] = ()) -> list[str]:
+    """``"name: saved -> new"`` for every configuration field a run was started with that ``config``
+    now sets differently (fields in ``ignore``, and fields the run did not record, excepted)."""
+    new = _jsonable(config)
+    return [f"{name}: {saved[name]!r} -> {new[name]!r}" for name in sorted(new)
+            if name in saved and name not in ignore and saved[name] != new[name]]
+
+
+_HELD_LOCKS: dict[Path, int] = {}  # run folders this process holds, and how many times (re-entrant)
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: str | Path, wait: bool = False, poll: float = 2.0) -> Iterator[Path]:
+    """Hold the lock of ``run_dir`` (an advisory ``flock`` on ``run_dir/.lock``) while training in it.
+
+    A second process asking for it gets one line naming the folder and its holder (``wait=False``, a
+    user's ``--out``), or waits until the first is done (``wait=True``: a cached run another chapter is
+    training). The lock dies with its process, so a killed run never leaves its folder locked; within
+    one process it is re-entrant (a cached run locks its folder, then trains in it). Under ``torchrun`` only
+    rank 0 (the one that writes) takes it.
+    """
+    run_dir = Path(run_dir)
+    if int(os.environ.get("RANK", "0")) != 0:
+        yield run_dir
+        return
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"{run_dir}: cannot create the run folder ({err.strerror})") from None
+    key = run_dir.resolve()
+    if _HELD_LOCKS.get(key):
+        _HELD_LOCKS[key] += 1
+        try:
+            yield run_dir
+        finally:
+            _HELD_LOCKS[key] -= 1
+        return
+    lock_path = run_dir / ".lock"
+    with open(lock_path, "a+") as handle:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not wait:
+                    handle.seek(0)
+                    holder = handle.read().strip() or "another process"
+                    raise UserError(f"{run_dir}: in use by {holder}; wait for it to finish or choose "
+                                    "another --out") from None
+                time.sleep(poll)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()}")
+        handle.flush()
+        _HELD_LOCKS[key] = 1
+        try:
+            yield run_dir
+        finally:
+            _HELD_LOCKS.pop(key, None)
+            handle.seek(0)
+            handle.truncate()
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def config_hash(config: Any, **extra: Any) -> str:
@@ -151,6 +240,7 @@ def save_image_grid(images: torch.Tensor, path: str | Path, nrow: int = 8,
 
 
 __all__ = [
-    "write_run_config", "read_run_config", "config_from_run", "config_hash", "cached_run_dir",
+    "write_run_config", "read_run_config", "paper_of", "config_from_run", "config_differences", "run_lock",
+    "config_hash", "cached_run_dir",
     "cached_tensors", "CSVLog", "save_image_grid",
 ]

@@ -4,32 +4,45 @@ A trainer builds its networks and optimisers, bundles them as a :class:`TrainSta
 :func:`fit` a ``step(i)`` function that performs training unit ``i`` (one Defect-GAN iteration, one
 DADNet epoch) and returns the values to log. Everything around the step is written once here:
 
+- the run folder is locked while training (a second process gets one line, or waits for a cached run);
 - resume from the run folder's last checkpoint (weights, optimisers, schedulers, scalers, every RNG),
-  so an interrupted run continues exactly as if it had not stopped;
-- ``run.json`` with the configuration, and ``log.csv`` with one row per logged unit;
-- atomic checkpoints every ``checkpoint_every`` units and at the end;
+  so an interrupted run continues exactly as if it had not stopped - and only with the configuration it
+  was started with (another one is refused, naming the fields that differ);
+- ``run.json`` with the configuration, ``log.csv`` with one row per logged unit, and the same values in
+  TensorBoard when it is installed (``pip install '.[tensorboard]'``; ``tensorboard --logdir RUN``);
+- atomic checkpoints every ``checkpoint_every`` units and at the end, of which the last ``keep_last`` and
+  every ``milestone_every``-th are kept; the disk a run will need is said before it starts;
 - a progress bar with the remaining time, and sample pictures on request;
 - several processes under ``torchrun`` (only rank 0 writes; all wait for each checkpoint).
 """
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
+from torchvision.utils import make_grid, save_image
 from tqdm.auto import tqdm
 
 from paper_repro.errors import UserError
-from paper_repro.runs.checkpoints import (checkpoint_path, latest_checkpoint, load_checkpoint, prune_checkpoints,
-                                         save_checkpoint)
+from paper_repro.runs.checkpoints import (checkpoint_path, kept_checkpoints, latest_checkpoint, load_checkpoint,
+                                         prune_checkpoints, remove_stale_temporaries, save_checkpoint)
 from paper_repro.runs.devices import Distributed
-from paper_repro.runs.folders import CSVLog, write_run_config
+from paper_repro.runs.folders import CSVLog, config_differences, read_run_config, run_lock, write_run_config
 
+try:  # TensorBoard is the optional `tensorboard` extra
+    from torch.utils.tensorboard import SummaryWriter
+except ImportError:
+    SummaryWriter = None
 
 LOGGED_KEY = "logged"  # the last logged values, kept in each checkpoint's extra
+RUN_FILES = ("run.json", "log.csv", "best.safetensors", "metrics.json")
+# Configuration fields a resumed run may change: when it logs, samples and checkpoints, and its precision.
+BOOKKEEPING = ("log_every", "sample_every", "checkpoint_every", "keep_last", "milestone_every", "precision")
 
 
 @dataclasses.dataclass
@@ -45,6 +58,16 @@ class TrainState:
         """Keyword arguments of :func:`~paper_repro.runs.checkpoints.save_checkpoint` and ``load_checkpoint``."""
         return dict(modules=self.modules, optimizers=self.optimizers, schedulers=self.schedulers,
                     scalers=self.scalers)
+
+    def checkpoint_bytes(self) -> int:
+        """About how large one checkpoint of this state is: the modules' tensors and the optimisers'
+        per-parameter state (Adam keeps two moments, SGD with momentum one)."""
+        tensors = sum(t.numel() * t.element_size() for m in self.modules.values() for t in m.state_dict().values())
+        for optimizer in self.optimizers.values():
+            moments = 2 if isinstance(optimizer, torch.optim.Adam) else int(
+                bool(optimizer.defaults.get("momentum")))
+            tensors += moments * sum(p.numel() * p.element_size() for g in optimizer.param_groups for p in g["params"])
+        return tensors
 
 
 def adam(params, lr: float, device: torch.device | str, betas: tuple[float, float] = (0.9, 0.999),
@@ -65,13 +88,74 @@ def is_finished(run_dir: str | Path, total: int) -> bool:
     return latest_checkpoint(run_dir) == checkpoint_path(run_dir, total)
 
 
+def human_bytes(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    raise AssertionError("unreachable")
+
+
+def disk_plan(run_dir: Path, state: TrainState, total: int, checkpoint_every: int, keep_last: int | None,
+              milestone_every: int) -> str:
+    """One line saying how much disk the run's checkpoints will take at most, and how much is free."""
+    each = state.checkpoint_bytes()
+    kept = kept_checkpoints(total, checkpoint_every, keep_last or 0, milestone_every) if keep_last else \
+        len(range(checkpoint_every, total + 1, checkpoint_every)) + (total % checkpoint_every != 0)
+    free = shutil.disk_usage(run_dir).free
+    rule = f"the last {keep_last}" + (f" and every {milestone_every}th" if milestone_every else "") if keep_last \
+        else "all"
+    line = (f"disk: checkpoints of ~{human_bytes(each)} each, {rule} kept: at most {kept}, "
+            f"~{human_bytes(kept * each)}; {human_bytes(free)} free in {run_dir}")
+    return line + (" - NOT ENOUGH" if kept * each > free else "")
+
+
+class RunLogger:
+    """``log.csv``, and TensorBoard beside it when the package is installed."""
+
+    def __init__(self, run_dir: Path, resume_step: int | None, tensorboard: bool):
+        self.csv = CSVLog(run_dir / "log.csv", resume_step=resume_step)
+        self.writer = None
+        if tensorboard and SummaryWriter is not None:
+            self.writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=resume_step)
+
+    def scalars(self, step: int, values: Mapping[str, float]) -> None:
+        self.csv.log(step, **values)
+        if self.writer is not None:
+            for name, value in values.items():
+                self.writer.add_scalar(name, value, step)
+
+    def image(self, step: int, grid: torch.Tensor) -> None:
+        if self.writer is not None:
+            self.writer.add_image("samples", grid, step)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def check_same_configuration(run_dir: Path, config: Any, run_info: Mapping[str, Any]) -> None:
+    """Refuse to resume ``run_dir`` under a configuration (or run settings) other than its own."""
+    saved = read_run_config(run_dir)
+    changed = config_differences(saved["config"], config, ignore=BOOKKEEPING)
+    changed += [f"{k}: {saved[k]!r} -> {v!r}" for k, v in sorted(run_info.items())
+                if k in saved and k != "precision" and saved[k] != _plain(v)]
+    if changed:
+        raise UserError(f"{run_dir}: was started with another configuration ({'; '.join(changed)}); resume it "
+                        "with its own settings or choose another --out")
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
 def fit(run_dir: str | Path, state: TrainState, step: Callable[[int], Mapping[str, float]], *,
         total: int, config: Any, run_info: Mapping[str, Any], seed: int, dist: Distributed,
         resume: bool = False, log_every: int = 1, checkpoint_every: int = 1,
-        keep_last: int | None = None, extra: dict[str, Any] | None = None,
-        sample: Callable[[int], None] | None = None, sample_every: int | None = None,
+        keep_last: int | None = None, milestone_every: int = 0, extra: dict[str, Any] | None = None,
+        sample: Callable[[], torch.Tensor] | None = None, sample_every: int | None = None, sample_nrow: int = 8,
         progress: bool = True, desc: str = "training", postfix: Mapping[str, str] | None = None,
-        stop_at: int | None = None) -> Path:
+        stop_at: int | None = None, wait: bool = False, tensorboard: bool = True) -> Path:
     """Run ``step(i)`` for the units ``i`` not done yet, up to ``total`` (or ``stop_at``, which
     simulates an interruption); returns ``run_dir``.
 
@@ -79,50 +163,65 @@ def fit(run_dir: str | Path, state: TrainState, step: Callable[[int], Mapping[st
     generator loss on a critic-only iteration) keep their last value in the log, across a resume too.
     ``run_info`` goes into ``run.json`` beside ``config``. ``extra`` is saved in every checkpoint and
     refilled from the last one on resume (a step may keep state in it, e.g. the best epoch so far).
-    ``keep_last`` keeps only that many checkpoints (None: all). ``postfix`` maps progress-bar labels to
-    logged names. A run folder that already holds checkpoints is continued only with ``resume=True``.
+    ``keep_last`` keeps only that many checkpoints (None: all) plus every ``milestone_every``-th.
+    ``sample()`` returns images (N, 3, H, W) in [0, 1], saved as a grid every ``sample_every`` units.
+    ``postfix`` maps progress-bar labels to logged names. A run folder that already holds checkpoints is
+    continued only with ``resume=True``; ``wait`` waits for another process training in it.
     """
     run_dir = Path(run_dir)
-    last = latest_checkpoint(run_dir)
-    if last is not None and not resume:
-        raise UserError(f"{run_dir}: already holds a training run ({last.name}); pass --resume to "
-                        "continue it or choose another --out folder")
-    extra = {} if extra is None else extra
-    logged: dict[str, float] = {}
-    done = 0
-    if last is not None:
-        loaded = load_checkpoint(last, **state.parts())
-        done = loaded["step"]
-        logged = dict(loaded["extra"].pop(LOGGED_KEY, {}))
-        extra.update(loaded["extra"])
-        if dist.enabled:  # each process continues its own random stream
-            torch.manual_seed(seed + dist.rank + 7919 * done)
-    if dist.is_main:
-        write_run_config(run_dir, config, **run_info)
-        log = CSVLog(run_dir / "log.csv", resume_step=done if last is not None else None)
-    end = min(total, stop_at if stop_at is not None else total)
-    bar = tqdm(range(done, end), initial=done, total=end, desc=desc,
-               disable=not (progress and dist.is_main), mininterval=2)
-    tic = time.perf_counter()
-    for index in bar:
-        logged.update(step(index))
-        done = index + 1
-        if dist.is_main and (done % log_every == 0 or done == end):
-            log.log(done, sec=time.perf_counter() - tic, **logged)
-            tic = time.perf_counter()
-            if postfix:
-                bar.set_postfix({label: f"{logged.get(name, float('nan')):.4g}" for label, name in postfix.items()})
-        if sample is not None and dist.is_main and sample_every and (done % sample_every == 0 or done == end):
-            sample(done)
-        if done % checkpoint_every == 0 or done == end:
-            if dist.is_main:
-                save_checkpoint(checkpoint_path(run_dir, done), step=done, extra={**extra, LOGGED_KEY: logged},
-                                **state.parts())
-                if keep_last:
-                    prune_checkpoints(run_dir, keep_last)
-            dist.barrier()
-    bar.close()
+    with run_lock(run_dir, wait=wait):
+        if dist.is_main:
+            remove_stale_temporaries(run_dir, RUN_FILES)
+        last = latest_checkpoint(run_dir)
+        if last is not None and not resume:
+            raise UserError(f"{run_dir}: already holds a training run ({last.name}); pass --resume to "
+                            "continue it or choose another --out folder")
+        if last is not None:
+            check_same_configuration(run_dir, config, run_info)
+        extra = {} if extra is None else extra
+        logged: dict[str, float] = {}
+        done = 0
+        if last is not None:
+            loaded = load_checkpoint(last, **state.parts())
+            done = loaded["step"]
+            logged = dict(loaded["extra"].pop(LOGGED_KEY, {}))
+            extra.update(loaded["extra"])
+            if dist.enabled:  # each process continues its own random stream
+                torch.manual_seed(seed + dist.rank + 7919 * done)
+        end = min(total, stop_at if stop_at is not None else total)
+        if dist.is_main:
+            write_run_config(run_dir, config, **run_info)
+            logger = RunLogger(run_dir, done if last is not None else None, tensorboard)
+            if progress and done < end:
+                tqdm.write(disk_plan(run_dir, state, total, checkpoint_every, keep_last, milestone_every))
+        bar = tqdm(range(done, end), initial=done, total=end, desc=desc,
+                   disable=not (progress and dist.is_main), mininterval=2)
+        tic = time.perf_counter()
+        for index in bar:
+            logged.update(step(index))
+            done = index + 1
+            if dist.is_main and (done % log_every == 0 or done == end):
+                logger.scalars(done, {"sec": time.perf_counter() - tic, **logged})
+                tic = time.perf_counter()
+                if postfix:
+                    bar.set_postfix({label: f"{logged.get(name, float('nan')):.4g}" for label, name in postfix.items()})
+            if sample is not None and dist.is_main and sample_every and (done % sample_every == 0 or done == end):
+                grid = make_grid(sample().detach().float().cpu().clamp(0, 1), nrow=sample_nrow)
+                (run_dir / "samples").mkdir(exist_ok=True)
+                save_image(grid, run_dir / "samples" / f"step_{done:08d}.png")
+                logger.image(done, grid)
+            if done % checkpoint_every == 0 or done == end:
+                if dist.is_main:
+                    save_checkpoint(checkpoint_path(run_dir, done), step=done, extra={**extra, LOGGED_KEY: logged},
+                                    **state.parts())
+                    if keep_last:
+                        prune_checkpoints(run_dir, keep_last, milestone_every)
+                dist.barrier()
+        bar.close()
+        if dist.is_main:
+            logger.close()
     return run_dir
 
 
-__all__ = ["TrainState", "adam", "fast_layout", "is_finished", "fit"]
+__all__ = ["TrainState", "adam", "fast_layout", "is_finished", "human_bytes", "disk_plan", "RunLogger",
+           "check_same_configuration", "fit"]
