@@ -93,10 +93,16 @@ class DefectGANConfig:
     # (mean |d - n| 0.0204 vs 0.0201). Starting m at 0.02 (an empty map, as eq. 10 asks) and letting
     # it grow where the defect goes gave 0.0127 outside vs 0.0405 inside on the same data and seed.
     mask_init: float | None = 0.02
-    # Bookkeeping (not from the paper).
+    # Execution (not from the paper): mixed precision (paper_repro.runs.precision: auto = bf16 on a CUDA
+    # GPU that has it, fp16 + loss scaling on one that does not, fp32 on the CPU).
+    precision: str = "auto"
+    # Bookkeeping (not from the paper). A checkpoint (weights + both Adams) is ~0.7 GB at full; keeping
+    # the last two and one every 100k iterations bounds a 500k run to 7 of them (50 without).
     log_every: int = 100
     sample_every: int = 5_000
     checkpoint_every: int = 10_000
+    keep_last: int = 2
+    milestone_every: int = 100_000
 
 
 # --------------------------------------------------------------------------------------------
@@ -147,16 +153,31 @@ class DADNetConfig:
     # U-Net widths: DRAEM's reconstructive (128) and discriminative (64) base widths.
     recon_width: int = 128
     disc_width: int = 64
-    # SDGM: a real Stable Diffusion inpainting checkpoint at full scale.
+    # SDGM: a real Stable Diffusion inpainting checkpoint at full scale (a model id or a folder; the
+    # --sd-model flag, a chapter's sd_model parameter or $PAPER_REPRO_SD_MODEL override it).
     sd_model_id: str = "stable-diffusion-v1-5/stable-diffusion-inpainting"
     sd_steps: int = 50
     sd_strength: float = 0.75  # how far eq. (1) noises z_0 before denoising (not stated in the paper)
-    n_pseudo: int = 0  # pseudo-anomalies cached per category; 0 = one per training image
+    # SDGM images generated per training image (the bank); each epoch then draws one of them under a
+    # random flip/rotation of (D, M_g), so SDGM's pseudo-anomalies are fresh every epoch like DGM's
+    # (§3.2 does not say how many; one fixed image per normal for 700 epochs would bias Table 4).
+    sdgm_variants: int = 8
+    # Which R the discriminative network learns from; §3.2 does not say. True: the reconstructive
+    # network's inference-mode output (running statistics, no gradient), the R the discriminative
+    # network is given at test time. False: its training-mode output (batch statistics), as DRAEM.
+    # True at every scale: at demo it lifted tile's image AUROC from 89.3 to 94.9 (mean of 3 seeds) and
+    # no category lost (docs/measurements.md); CI trains both branches.
+    eval_mode_reconstruction: bool = True
+    # Training and test images used per category (0: all); only a dry run of the batch caps them.
+    train_limit: int = 0
+    test_limit: int = 0
+    # Execution and bookkeeping (not from the paper): see DefectGANConfig.precision. A checkpoint is
+    # ~1.2 GB at full (two U-Nets + two Adams); the last two and every 100th epoch bound a 700-epoch
+    # run to 9 of them (70 without).
+    precision: str = "auto"
     checkpoint_every: int = 10  # epochs
-    # Which R the discriminative network learns from; §3.2 does not say. False: the reconstructive
-    # network's training-mode output (batch statistics), as DRAEM. True: its inference-mode output
-    # (running statistics, no gradient), the R the discriminative network is given at test time.
-    eval_mode_reconstruction: bool = False
+    keep_last: int = 2
+    milestone_every: int = 100
 
 
 # --------------------------------------------------------------------------------------------
@@ -167,8 +188,11 @@ class GANTablesConfig:
     """How Defect-GAN's Tables 1-2 measure FID (the synthesizers' own budget is the profile
     ``defect_gan_tables``, a :class:`DefectGANConfig`)."""
 
+    # FID features (paper_repro.evaluation.fid): the paper's Inception-v3 at full; "auto" elsewhere
+    # (Inception-v3 when its weights are on the machine, else the in-domain extractor, saying so).
+    fid_features: str = "inception"
     # In-domain FID extractor: epochs of the small CODEBRIM classifier whose features stand in for
-    # Inception-v3's when its weights are absent (see paper_repro.evaluation.fid).
+    # Inception-v3's when its weights are absent.
     extractor_epochs: int = 20
     training_seeds: int = 3  # Table 2: synthesizers trained per row, seeds seed .. seed + n - 1
     sample_draws: int = 3    # Table 2: independent sample draws per trained synthesizer
@@ -245,8 +269,8 @@ PROFILES: dict[str, tuple[type, dict[str, dict[str, Any]]]] = {
         "full": {},
     }),
     "gan_tables": (GANTablesConfig, {
-        "smoke": dict(extractor_epochs=2, training_seeds=1, sample_draws=2),
-        "demo": dict(extractor_epochs=8, training_seeds=1, sample_draws=3),
+        "smoke": dict(fid_features="auto", extractor_epochs=2, training_seeds=1, sample_draws=2),
+        "demo": dict(fid_features="auto", extractor_epochs=8, training_seeds=1, sample_draws=3),
         "full": {},
     }),
     "detection": (DetectionConfig, {
@@ -256,16 +280,15 @@ PROFILES: dict[str, tuple[type, dict[str, dict[str, Any]]]] = {
     }),
     "dadnet": (DADNetConfig, {
         "smoke": dict(image_size=32, batch_size=4, epochs=2, lr_milestones=(1, 2), recon_width=8,
-                      disc_width=8, sd_steps=2, runs=1, categories=("tile", "wood"),
-                      eval_mode_reconstruction=True, checkpoint_every=1),  # demo's code path
+                      disc_width=8, sd_steps=2, sdgm_variants=2, runs=1, categories=("tile", "wood"),
+                      checkpoint_every=1, sd_model_id="tiny"),
         # demo: three categories trained in the book (~8 min of CPU each); milestones keep the paper's
         # 400/600-of-700 proportions. lr 1e-3: demo makes 2,400 optimiser steps where the paper makes
-        # ~21,000, and at lr 1e-4 the detector is still far from converged by then. How widths, epochs,
-        # lr and eval_mode_reconstruction were chosen (seeds 42-44, a second synthetic set):
-        # docs/measurements.md.
+        # ~21,000, and at lr 1e-4 the detector is still far from converged by then. How widths, epochs
+        # and lr were chosen (seeds 42-44, a second synthetic set): docs/measurements.md.
         "demo": dict(image_size=64, batch_size=8, epochs=120, lr=1e-3, lr_milestones=(69, 103),
-                     recon_width=8, disc_width=8, sd_steps=8, runs=1, eval_mode_reconstruction=True,
-                     categories=("concrete", "metal", "tile"), checkpoint_every=10),
+                     recon_width=8, disc_width=8, sd_steps=8, sdgm_variants=4, runs=1,
+                     categories=("concrete", "metal", "tile"), checkpoint_every=10, sd_model_id="tiny"),
         "full": {},
     }),
     # DADNet's runs behind Tables 1-4. At demo, 12 epochs of 20 steps (the 400/600-of-700 decay
@@ -291,6 +314,32 @@ PROFILES: dict[str, tuple[type, dict[str, dict[str, Any]]]] = {
 }
 PROFILE_BASES = {"defect_gan_tables": "defect_gan", "dadnet_tables": "dadnet"}
 
+# A dry run of the whole batch (``python -m paper_repro reproduce --scale full --dry-run``): the full
+# profiles' geometry - image sizes, widths, batch sizes, the real loaders and weights - with every count
+# capped to a step or two, so a GPU user checks the batch in minutes before a multi-day run.
+_GAN_DRY = dict(iterations=5, extra_normals=8, n_synthesized=8, log_every=1, sample_every=5, checkpoint_every=5)
+_DADNET_DRY = dict(epochs=1, lr_milestones=(1,), runs=1, sdgm_variants=1, categories=DADNetConfig.categories[:1],
+                   train_limit=16, test_limit=2, checkpoint_every=1)
+DRY_RUN_CAPS: dict[str, dict[str, Any]] = {
+    "defect_gan": _GAN_DRY,
+    "defect_gan_tables": _GAN_DRY,
+    "gan_tables": dict(extractor_epochs=1, training_seeds=1, sample_draws=1),
+    "detection": dict(epochs=1, n_synthesized=8, max_train_samples=16),
+    "dadnet": _DADNET_DRY,
+    "dadnet_tables": _DADNET_DRY,
+    "baselines": dict(categories=DADNetConfig.categories[:1], ablation_categories=DADNetConfig.categories[:1],
+                      fastflow_epochs=1, rd_epochs=1, stfpm_epochs=1),
+    "bundled_data": dict(n_train=16, n_test=2, codebrim_train=24, codebrim_test=8),
+}
+DRY_RUN_ENV = "PAPER_REPRO_DRY_RUN"     # set by `reproduce --dry-run` for the chapters it runs
+PRECISION_ENV = "PAPER_REPRO_PRECISION"  # set by `reproduce --precision`: every training run's precision
+SD_MODEL_ENV = "PAPER_REPRO_SD_MODEL"    # set by `reproduce --sd-model` or a chapter's sd_model: SDGM's checkpoint
+
+
+def dry_run_active() -> bool:
+    """Whether this process runs a dry run of the batch (``full`` profiles capped by :data:`DRY_RUN_CAPS`)."""
+    return os.environ.get(DRY_RUN_ENV, "") not in ("", "0")
+
 
 def scale_overrides(profile: str, scale: str) -> dict[str, Any]:
     """What ``scale`` changes in ``profile`` (its base profile's changes first)."""
@@ -305,9 +354,16 @@ def get_config(profile: str, scale: str, **overrides: Any):
     """The configuration ``profile`` (e.g. ``defect_gan``, ``dadnet``, ``baselines``) at ``scale``.
 
     Keyword ``overrides`` win over the scale profile, e.g. ``get_config("dadnet", "demo", epochs=5)``.
+    In a dry run the ``full`` profile's counts are capped (:data:`DRY_RUN_CAPS`); ``$PAPER_REPRO_PRECISION``
+    sets the precision of every profile that has one.
     """
     changes = scale_overrides(profile, scale)
-    return dataclasses.replace(PROFILES[profile][0](), **{**changes, **overrides})
+    if scale == "full" and dry_run_active():
+        changes = {**changes, **DRY_RUN_CAPS.get(profile, {})}
+    kind = PROFILES[profile][0]
+    if os.environ.get(PRECISION_ENV) and "precision" in {f.name for f in dataclasses.fields(kind)}:
+        changes = {**changes, "precision": os.environ[PRECISION_ENV]}
+    return dataclasses.replace(kind(), **{**changes, **overrides})
 
 
 def config_table(profile: str) -> list[dict[str, Any]]:
@@ -322,5 +378,6 @@ def config_table(profile: str) -> list[dict[str, Any]]:
 __all__ = [
     "SCALES", "DEFAULT_SEED", "check_scale", "default_scale", "cache_dir",
     "DefectGANConfig", "DetectionConfig", "DADNetConfig", "GANTablesConfig", "BaselinesConfig",
-    "BundledDataConfig", "PROFILES", "PROFILE_BASES", "scale_overrides", "get_config", "config_table",
+    "BundledDataConfig", "PROFILES", "PROFILE_BASES", "DRY_RUN_CAPS", "DRY_RUN_ENV", "PRECISION_ENV", "SD_MODEL_ENV",
+    "dry_run_active", "scale_overrides", "get_config", "config_table",
 ]

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from paper_repro.compose import compose
 from paper_repro.dadnet.masks import random_mask, sample_rng
-from paper_repro.dadnet.pseudo import PseudoAnomalies
+from paper_repro.dadnet.pseudo import PseudoAnomalies, dihedral
 from paper_repro.data.roots import DataSource
 from paper_repro.defect_gan.control import synthesize
 from paper_repro.defect_gan.generator import Generator
@@ -36,11 +36,12 @@ def test_bank_has_dadnets_format_and_labels(generator, placement):
         rng = sample_rng(1, 7, 1, 2)
         rng.integers(5)  # the class draw comes first
         assert torch.equal(bank["M"][5].float(), random_mask(32, rng))
-    # DADNet's data set composes them with eq. (6), like SDGM's
+    # DADNet's data set composes them with eq. (6), like SDGM's, under one of the square's 8 symmetries
     data = PseudoAnomalies(normals, seed=0, bank=bank, p_anomaly=1.0)
     item = data[0]
     k = [int(i) for i in torch.nonzero(bank["index"] == 0).flatten()]
-    candidates = [compose(normals[0], bank["D"][j].float() / 255, bank["M"][j].float()) for j in k]
+    candidates = [compose(normals[0], dihedral(bank["D"][j].float() / 255, t), dihedral(bank["M"][j].float(), t))
+                  for j in k for t in range(8)]
     assert any(torch.allclose(item["anomalous"], c) for c in candidates)
 
 

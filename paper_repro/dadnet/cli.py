@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from paper_repro.config import SCALES, get_config
+from paper_repro.runs.precision import PRECISIONS
 
 
 def register(subparsers) -> None:
@@ -20,8 +21,12 @@ def register(subparsers) -> None:
     tr.add_argument("--pseudo", choices=("dgm", "sdgm"), default="dgm",
                     help="pseudo-anomalies: DGM noise/texture or SDGM diffusion (default dgm)")
     tr.add_argument("--no-dram", action="store_true", help="leave DRAM out (the ablation's baseline)")
-    tr.add_argument("--sd-model", default="tiny",
-                    help="SDGM checkpoint: 'tiny' (offline random), a folder or a model id")
+    tr.add_argument("--sd-model", default=None,
+                    help="SDGM checkpoint: a diffusers folder or a model id (default: $PAPER_REPRO_SD_MODEL, "
+                    "else the scale's: Stable Diffusion inpainting at full; 'tiny' is the offline random one)")
+    tr.add_argument("--precision", choices=PRECISIONS, default=None,
+                    help="mixed precision: auto (bf16 on GPUs that have it, else fp16; fp32 on the CPU), fp32, "
+                    "bf16, fp16 (default: the scale's, auto)")
     tr.add_argument("--resume", action="store_true", help="continue the run in --out")
     tr.add_argument("--epochs", type=int, default=None, help="override the scale's epoch count (lr milestones scale with it)")
     tr.add_argument("--device", default="cpu")
@@ -36,19 +41,22 @@ def register(subparsers) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from paper_repro.dadnet.trainer import pseudo_anomalies, train
+    from paper_repro.dadnet.trainer import pseudo_anomalies, sd_model_for, train
     from paper_repro.data.roots import resolve_data
+    from paper_repro.runs.folders import run_lock
 
-    cfg = get_config("dadnet", args.scale)
+    overrides = {"precision": args.precision} if args.precision else {}
+    cfg = get_config("dadnet", args.scale, **overrides)
     if args.epochs:  # keep the learning-rate milestones at the same fractions of the run
         cfg = get_config("dadnet", args.scale, epochs=args.epochs, lr_milestones=tuple(
-            max(1, round(m * args.epochs / cfg.epochs)) for m in cfg.lr_milestones))
-    source = resolve_data(args.data, "mvtec", args.scale)
-    dataset = pseudo_anomalies(cfg, source.root, args.category, args.pseudo, args.sd_model, args.device)
-    sd_model = args.sd_model if args.pseudo == "sdgm" else None
-    train(cfg, Path(args.out), dataset, dram=not args.no_dram, device=args.device, resume=args.resume,
-          run_info={"category": args.category, "data": source.key, "data_root": str(source.root),
-                    "sd_model": sd_model, "scale": args.scale})
+            max(1, round(m * args.epochs / cfg.epochs)) for m in cfg.lr_milestones), **overrides)
+    with run_lock(args.out):  # before anything is loaded: a second trainer on this folder stops here
+        source = resolve_data(args.data, "mvtec", args.scale)
+        dataset = pseudo_anomalies(cfg, source.root, args.category, args.pseudo, args.sd_model, args.device)
+        sd_model = sd_model_for(cfg, args.sd_model) if args.pseudo == "sdgm" else None
+        train(cfg, Path(args.out), dataset, dram=not args.no_dram, device=args.device, resume=args.resume,
+              run_info={"category": args.category, "data": source.key, "data_root": str(source.root),
+                        "sd_model": sd_model, "scale": args.scale})
     print(f"trained {args.category} ({args.pseudo}, DRAM {'off' if args.no_dram else 'on'}) -> {args.out}")
     return 0
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
 from paper_repro.dadnet.networks import DADNet, predicted_mask
@@ -35,6 +35,20 @@ def image_scores(pred_masks: torch.Tensor, kernel: int | None = None) -> torch.T
     kernel = kernel or score_kernel(pred_masks.shape[-1])
     smoothed = F.avg_pool2d(pred_masks, kernel, stride=1, padding=kernel // 2, count_include_pad=False)
     return smoothed.flatten(1).amax(1)
+
+
+def first_of_each_type(dataset: MVTecAD, limit: int) -> Dataset:
+    """The first ``limit`` images of each test folder (``good`` and every defect type); 0: all of them.
+    Only a dry run of the batch caps the test set; a capped one still has both classes."""
+    if not limit:
+        return dataset
+    taken: dict[str, int] = {}
+    keep = []
+    for index, (_, _, kind) in enumerate(dataset.samples):
+        if taken.get(kind, 0) < limit:
+            taken[kind] = taken.get(kind, 0) + 1
+            keep.append(index)
+    return Subset(dataset, keep)
 
 
 @torch.no_grad()
@@ -70,7 +84,7 @@ def evaluate(run_dir: str | Path, data_root: str | Path | None = None, category:
         root = Path(saved["data_root"])
     else:
         raise UserError(f"{run_dir}/run.json: names no data set; pass --data")
-    test = MVTecAD(root, category, split="test", image_size=cfg.image_size)
+    test = first_of_each_type(MVTecAD(root, category, split="test", image_size=cfg.image_size), cfg.test_limit)
     pred = predict(model, test, cfg.batch_size, device, progress)
     values = score_predictions(pred, 0.5)
     if write:
@@ -80,4 +94,4 @@ def evaluate(run_dir: str | Path, data_root: str | Path | None = None, category:
     return values, pred
 
 
-__all__ = ["score_kernel", "image_scores", "predict", "evaluate"]
+__all__ = ["score_kernel", "image_scores", "first_of_each_type", "predict", "evaluate"]

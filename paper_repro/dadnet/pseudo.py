@@ -3,7 +3,9 @@
 - DGM (:func:`paper_repro.dadnet.dgm.dgm_anomaly`): drawn fresh every epoch (it is cheap).
 - A *bank* of generated images ``D`` with their masks ``M_g``: the expensive part of SDGM (or of
   another generator, such as Defect-GAN in the bridge experiment), generated once and cached on disk
-  (:func:`sdgm_bank`); each epoch composes eq. (6) from a random variant of the bank.
+  (:func:`sdgm_bank`, several variants per normal image); each epoch composes eq. (6) from a random
+  variant under a random flip and rotation of the pair ``(D, M_g)`` (eight of them), so the
+  pseudo-anomalies are fresh every epoch, as DGM's are, not one fixed image per normal for the run.
 
 Every sample draws from its own generator keyed by ``(seed, epoch, index)``, so a run is the same on
 resume and under several processes.
@@ -24,10 +26,12 @@ from paper_repro.data.mvtec import MVTecAD
 from paper_repro.runs.folders import cached_tensors
 
 
-def load_normals(root: str | Path, category: str, image_size: int) -> torch.Tensor:
-    """All ``train/good`` images of ``category`` as one ``(N, 3, S, S)`` float tensor in [0, 1]."""
+def load_normals(root: str | Path, category: str, image_size: int, limit: int = 0) -> torch.Tensor:
+    """The ``train/good`` images of ``category`` (the first ``limit``; 0: all) as one ``(N, 3, S, S)``
+    float tensor in [0, 1]."""
     data = MVTecAD(root, category, split="train", image_size=image_size)
-    return torch.stack([data[i]["image"] for i in range(len(data))])
+    count = min(limit, len(data)) if limit else len(data)
+    return torch.stack([data[i]["image"] for i in range(count)])
 
 
 def sdgm_bank(normals: torch.Tensor, category: str, *, model="tiny", variants: int = 1,
@@ -71,6 +75,12 @@ def sdgm_bank(normals: torch.Tensor, category: str, *, model="tiny", variants: i
     return cached_tensors("sdgm", key, generate)
 
 
+def dihedral(image: torch.Tensor, turn: int) -> torch.Tensor:
+    """``image`` (C, H, W) under the ``turn``-th (0-7) symmetry of the square: quarter turns, then a flip."""
+    out = torch.rot90(image, turn % 4, dims=(-2, -1))
+    return out.flip(-1) if turn >= 4 else out
+
+
 class PseudoAnomalies(Dataset):
     """``normals`` (N, 3, S, S) -> items ``{"image": I, "anomalous": A, "mask": M_g}``.
 
@@ -103,9 +113,10 @@ class PseudoAnomalies(Dataset):
             anomalous, mask = image, torch.zeros(1, *image.shape[-2:])
         else:
             k = int(self.variants[index][int(rng.integers(len(self.variants[index])))])
-            mask = self.bank["M"][k].float()
-            anomalous = compose(image, self.bank["D"][k].float() / 255, mask)   # eq. (6)
+            turn = int(rng.integers(8))  # one of the eight flips and rotations of the square
+            mask = dihedral(self.bank["M"][k].float(), turn)
+            anomalous = compose(image, dihedral(self.bank["D"][k].float() / 255, turn), mask)   # eq. (6)
         return {"image": image, "anomalous": anomalous, "mask": mask}
 
 
-__all__ = ["load_normals", "sdgm_bank", "PseudoAnomalies"]
+__all__ = ["load_normals", "sdgm_bank", "dihedral", "PseudoAnomalies"]

@@ -42,22 +42,26 @@ def cmd_train(args) -> int:
     from paper_repro.defect_gan.data import load_training_data
     from paper_repro.defect_gan.trainer import make_config, train
     from paper_repro.runs.devices import Distributed
+    from paper_repro.runs.folders import run_lock
 
     overrides = parse_ablation(args.ablation)
     if args.iterations is not None:
         overrides["iterations"] = args.iterations
+    if args.precision or args.no_amp:
+        overrides["precision"] = args.precision or "fp32"
     cfg = make_config(args.scale, **overrides)
     out = Path(args.out)
     if args.threads:
         torch.set_num_threads(args.threads)
-    source = resolve_data(args.data, "codebrim", args.scale, seed=args.seed)
-    data = load_training_data(cfg, source, seed=args.seed, normals_dir=args.normals_dir)
-    dist = Distributed.from_env(args.device)
-    try:
-        train(cfg, out, data, device=args.device, seed=args.seed, resume=args.resume, amp=not args.no_amp,
-              run_info={"data": source.key})
-    finally:
-        dist.close()
+    with run_lock(out):  # before anything is loaded: a second trainer on this folder stops here
+        source = resolve_data(args.data, "codebrim", args.scale, seed=args.seed)
+        data = load_training_data(cfg, source, seed=args.seed, normals_dir=args.normals_dir)
+        dist = Distributed.from_env(args.device)
+        try:
+            train(cfg, out, data, device=args.device, seed=args.seed, resume=args.resume,
+                  run_info={"data": source.key})
+        finally:
+            dist.close()
     if dist.is_main:
         print(f"trained {cfg.iterations} iterations; run folder: {out}")
     return 0
@@ -144,6 +148,7 @@ def _image_size(run) -> int:
 
 def register(subparsers) -> None:
     from paper_repro.config import SCALES
+    from paper_repro.runs.precision import PRECISIONS
 
     parser = subparsers.add_parser("defect-gan", help="Defect-GAN: train, synthesize defects, restore",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -161,7 +166,10 @@ def register(subparsers) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
+    p.add_argument("--precision", choices=PRECISIONS, default=None,
+                   help="mixed precision: auto (bf16 on GPUs that have it, else fp16; fp32 on the CPU), fp32, "
+                   "bf16, fp16 (default: the scale's, auto)")
+    p.add_argument("--no-amp", action="store_true", help="the same as --precision fp32")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("synth", help="add defects of chosen classes at a chosen place to normal images")

@@ -22,9 +22,9 @@ from paper_repro.defect_gan.losses import discriminator_loss, generator_loss
 from paper_repro.errors import UserError
 from paper_repro.runs.checkpoints import latest_checkpoint, load_weights
 from paper_repro.runs.devices import Distributed, resolve_device, seed_everything
-from paper_repro.runs.folders import cached_run_dir, config_from_run as read_config, save_image_grid
+from paper_repro.runs.folders import cached_run_dir, config_from_run as read_config, run_lock
 from paper_repro.runs.loop import TrainState, adam, fit, is_finished
-from paper_repro.runs.precision import autocast, grad_scaler, optimizer_step
+from paper_repro.runs.precision import autocast, grad_scaler, optimizer_step, resolve_precision
 
 ABLATION_FLAGS = ("scc", "ani", "lwc", "sc")
 CODE_VERSION = 1  # part of the cached-run key: bump when a change makes old trained runs stale
@@ -70,19 +70,21 @@ def sample_grid(G, normals: torch.Tensor, labels: torch.Tensor, seed: int = 0) -
 
 
 def train(cfg, run_dir: str | Path, data: TrainingData, *, seed: int = 42, device: str = "cpu",
-          resume: bool = False, amp: bool = True, progress: bool = True, stop_at: int | None = None,
-          run_info: dict | None = None) -> Path:
+          resume: bool = False, progress: bool = True, stop_at: int | None = None,
+          run_info: dict | None = None, wait: bool = False) -> Path:
     """Train (or, with ``resume``, continue) the run in ``run_dir`` up to ``cfg.iterations`` (or
-    ``stop_at``, to simulate an interruption); returns ``run_dir``. Works unchanged under ``torchrun``."""
+    ``stop_at``, to simulate an interruption); returns ``run_dir``. Works unchanged under ``torchrun``.
+    ``cfg.precision`` picks mixed precision (:mod:`paper_repro.runs.precision`)."""
     run_dir = Path(run_dir)
     dist = Distributed.from_env(device)
     device = dist.device(resolve_device(device))
+    precision = resolve_precision(cfg.precision, device)
     seed_everything(seed + dist.rank)
     G, D = build_networks(cfg, data.num_classes)
     G, D = G.to(device), D.to(device)
     opt_g = adam(G.parameters(), cfg.lr, device, betas=cfg.betas, fused=False)
     opt_d = adam(D.parameters(), cfg.lr, device, betas=cfg.betas, fused=False)
-    scaler_g, scaler_d = grad_scaler(device, amp), grad_scaler(device, amp)
+    scaler_g, scaler_d = grad_scaler(precision), grad_scaler(precision)
     state = TrainState({"G": G, "D": D}, {"G": opt_g, "D": opt_d}, scalers={"G": scaler_g, "D": scaler_d})
     G_train, D_train = dist.wrap(G), dist.wrap(D)
     fixed = data.fixed_normals(8).to(device)
@@ -95,26 +97,26 @@ def train(cfg, run_dir: str | Path, data: TrainingData, *, seed: int = 42, devic
         lr = learning_rate(step, cfg)
         for group in opt_d.param_groups + opt_g.param_groups:
             group["lr"] = lr
-        with autocast(device, amp):  # critic update (eq. 11 with WGAN-GP)
+        with autocast(precision):  # critic update (eq. 11 with WGAN-GP)
             loss_d, logs = discriminator_loss(G_train, D_train, n, d, c, target, cfg)
         optimizer_step(loss_d, opt_d, scaler_d)
         if (step + 1) % cfg.n_critic == 0:  # generator update every n_critic iterations (eq. 12)
-            with autocast(device, amp):
+            with autocast(precision):
                 loss_g, g_logs = generator_loss(G_train, D_train, n, d, c, target, cfg)
             optimizer_step(loss_g, opt_g, scaler_g)
             logs.update(g_logs)
         return {"lr": lr, **logs}
 
-    def sample(done: int) -> None:
-        grid = sample_grid(G, fixed, fixed_labels)
-        save_image_grid(grid, run_dir / "samples" / f"step_{done:08d}.png", nrow=len(fixed))
+    def sample() -> torch.Tensor:  # rows: normal, defaced, restored (Figs. 8-9), in [0, 1]
+        return (sample_grid(G, fixed, fixed_labels) + 1) / 2
 
-    return fit(run_dir, state, iteration, total=cfg.iterations, config=cfg,
-               run_info={"classes": list(data.classes), "seed": seed, **(run_info or {})},
-               seed=seed, dist=dist, resume=resume, log_every=cfg.log_every,
-               checkpoint_every=cfg.checkpoint_every, extra={"classes": list(data.classes)},
-               sample=sample, sample_every=cfg.sample_every, progress=progress, desc="Defect-GAN",
-               postfix={"D": "D/total", "G": "G/total"}, stop_at=stop_at)
+    info = {"paper": "defect_gan", "classes": list(data.classes), "seed": seed, "precision": precision.name,
+            **(run_info or {})}
+    return fit(run_dir, state, iteration, total=cfg.iterations, config=cfg, run_info=info, seed=seed, dist=dist,
+               resume=resume, log_every=cfg.log_every, checkpoint_every=cfg.checkpoint_every,
+               keep_last=cfg.keep_last, milestone_every=cfg.milestone_every, extra={"classes": list(data.classes)},
+               sample=sample, sample_every=cfg.sample_every, sample_nrow=len(fixed), progress=progress,
+               desc="Defect-GAN", postfix={"D": "D/total", "G": "G/total"}, stop_at=stop_at, wait=wait)
 
 
 def config_from_run(run_dir: str | Path):
@@ -145,11 +147,12 @@ def trained_run(cfg, source: DataSource, *, seed: int = 42, device: str = "cpu",
     ``relabel`` changes the training data's labels first (a variant trained under its own ``name``).
     """
     run_dir = cached_run_dir(name, cfg, data=source.key, seed=seed, code=CODE_VERSION)
-    if not is_finished(run_dir, cfg.iterations):
-        data = load_training_data(cfg, source, seed=seed)
-        data = relabel(data) if relabel is not None else data
-        train(cfg, run_dir, data, seed=seed, device=device, resume=True, progress=progress,
-              run_info={"data": source.key})
+    with run_lock(run_dir, wait=True):  # another chapter (or GPU) may be training this very run
+        if not is_finished(run_dir, cfg.iterations):
+            data = load_training_data(cfg, source, seed=seed)
+            data = relabel(data) if relabel is not None else data
+            train(cfg, run_dir, data, seed=seed, device=device, resume=True, progress=progress,
+                  run_info={"data": source.key})
     return run_dir
 
 

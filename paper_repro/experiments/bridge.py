@@ -89,24 +89,27 @@ def defect_gan_bank(G, normals: torch.Tensor, placement: str = "mask", variants:
 
 
 def cached_bank(generator_run: Path, normals: torch.Tensor, placement: str, seed: int, device: str = "cpu",
-                progress: bool = True) -> dict[str, torch.Tensor]:
+                progress: bool = True, variants: int = 1) -> dict[str, torch.Tensor]:
     """:func:`defect_gan_bank` of the generator of ``generator_run`` (its latest checkpoint), cached."""
     last = latest_checkpoint(generator_run)
     key = dict(generator=Path(generator_run).name, checkpoint=last.name if last else None, placement=placement,
-               seed=seed, n=len(normals), size=normals.shape[-1], normals=float(normals.double().sum()))
+               seed=seed, n=len(normals), size=normals.shape[-1], normals=float(normals.double().sum()),
+               variants=variants)
 
     def compute() -> dict[str, torch.Tensor]:
         G, _ = load_generator(generator_run, device)
         cfg, _ = config_from_run(generator_run)
-        return defect_gan_bank(G, normals, placement, seed=seed, gan_size=cfg.image_size, progress=progress)
+        return defect_gan_bank(G, normals, placement, variants=variants, seed=seed, gan_size=cfg.image_size,
+                               progress=progress)
 
     return cached_tensors("bridge", key, compute)
 
 
 def bank_anomalies(generator_run: Path, normals: torch.Tensor, placement: str, seed: int, device: str = "cpu",
-                   progress: bool = True, p_anomaly: float = 0.5) -> PseudoAnomalies:
-    """DADNet's training inputs over the Defect-GAN bank of one placement (``mask`` or ``own``)."""
-    bank = cached_bank(generator_run, normals, placement, seed, device, progress)
+                   progress: bool = True, p_anomaly: float = 0.5, variants: int = 1) -> PseudoAnomalies:
+    """DADNet's training inputs over the Defect-GAN bank of one placement (``mask`` or ``own``),
+    ``variants`` images per normal image, like SDGM's bank."""
+    bank = cached_bank(generator_run, normals, placement, seed, device, progress, variants)
     return PseudoAnomalies(normals, seed=seed, bank=bank, p_anomaly=p_anomaly,
                            source=f"defect-gan:{placement}:{Path(generator_run).name}")
 
@@ -119,8 +122,9 @@ def train_on_defect_gan(scale: str, category: str, placement: str, generator_run
     run_dir = cached_run_dir("dadnet-bridge", cfg, category=category, placement=placement,
                              generator=Path(generator_run).name, data=data.key)
     if not is_finished(run_dir, cfg.epochs):
-        normals = load_normals(data.root, category, cfg.image_size)
-        dataset = bank_anomalies(generator_run, normals, placement, seed, device, progress)
+        normals = load_normals(data.root, category, cfg.image_size, cfg.train_limit)
+        dataset = bank_anomalies(generator_run, normals, placement, seed, device, progress,
+                                 variants=cfg.sdgm_variants)
         train(cfg, run_dir, dataset, dram=True, device=device, resume=True, progress=progress,
               run_info={"category": category, "data": data.key, "data_root": str(data.root)})
     return run_dir
@@ -144,8 +148,9 @@ def training_samples(source: str, scale: str, category: str, data: DataSource, s
     if source in ("DGM", "SDGM"):
         dataset = pseudo_anomalies(cfg, data.root, category, source.lower(), progress=False)
     else:
-        normals = load_normals(data.root, category, cfg.image_size)
-        dataset = bank_anomalies(generator, normals, PLACEMENTS[source], seed, progress=False)
+        normals = load_normals(data.root, category, cfg.image_size, cfg.train_limit)
+        dataset = bank_anomalies(generator, normals, PLACEMENTS[source], seed, progress=False,
+                                 variants=cfg.sdgm_variants)
     dataset.p_anomaly = 1.0
     return [(dataset[i]["anomalous"], dataset[i]["mask"]) for i in range(min(n, len(dataset)))]
 

@@ -10,8 +10,8 @@ import pandas as pd
 from paper_repro.baselines.anomalib_models import METHODS
 from paper_repro.config import BaselinesConfig, get_config
 from paper_repro.data.roots import DataSource
-from paper_repro.experiments.detectors import (baseline_config, baseline_predictions, dadnet_predictions,
-                                               default_runs, mean_over_runs, scored_row)
+from paper_repro.experiments.detectors import (baseline_config, baseline_predictions, dadnet_config,
+                                               dadnet_predictions, default_runs, mean_over_runs, scored_row)
 from paper_repro.results.papers import paper_table
 from paper_repro.results.published import published_table
 from paper_repro.results.tables import side_by_side
@@ -37,7 +37,9 @@ def comparison(scale: str, data: DataSource, runs: int | None = None,
                                               progress=progress)
                 else:
                     cfg = baseline_config(method, scale, seed + run, pretrained)
-                    pred = baseline_predictions(cfg, category, data, device, progress)
+                    limits = dadnet_config(scale)
+                    pred = baseline_predictions(cfg, category, data, device, progress, limits.train_limit,
+                                                limits.test_limit)
                 rows.append(scored_row(method, category, run, pred))
                 if keep is not None and run == 0:
                     keep[(method, category)] = pred

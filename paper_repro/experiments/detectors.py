@@ -12,10 +12,11 @@ from typing import Any
 
 import pandas as pd
 import torch
+from torch.utils.data import Subset
 
 from paper_repro.baselines.anomalib_models import BaselineConfig, anomalib_version, build, fit, predict
 from paper_repro.config import get_config
-from paper_repro.dadnet.evaluate import evaluate
+from paper_repro.dadnet.evaluate import evaluate, first_of_each_type
 from paper_repro.dadnet.trainer import trained_run
 from paper_repro.data.mvtec import MVTecAD
 from paper_repro.data.roots import DataSource
@@ -57,17 +58,21 @@ def dadnet_predictions(scale: str, category: str, data: DataSource, pseudo: str 
 
 
 def baseline_predictions(cfg: BaselineConfig, category: str, data: DataSource, device: str = "cpu",
-                         progress: bool = True) -> dict[str, torch.Tensor]:
-    """Train ``cfg.method`` on ``<root>/category/train/good`` and predict its test split (cached)."""
+                         progress: bool = True, train_limit: int = 0, test_limit: int = 0) -> dict[str, torch.Tensor]:
+    """Train ``cfg.method`` on ``<root>/category/train/good`` and predict its test split (cached); the
+    limits (DADNet's, so both see the same images) cap the images used, as in a dry run."""
     def compute() -> dict[str, torch.Tensor]:
         seed_everything(cfg.seed)
         model = build(cfg)
-        fit(model, cfg, MVTecAD(data.root, category, "train", image_size=cfg.image_size), device, progress)
-        pred = predict(model, MVTecAD(data.root, category, "test", image_size=cfg.image_size), cfg.batch_size,
-                       device, progress)
+        train = MVTecAD(data.root, category, "train", image_size=cfg.image_size)
+        train = Subset(train, range(min(train_limit, len(train)))) if train_limit else train
+        fit(model, cfg, train, device, progress)
+        test = first_of_each_type(MVTecAD(data.root, category, "test", image_size=cfg.image_size), test_limit)
+        pred = predict(model, test, cfg.batch_size, device, progress)
         return {k: v for k, v in pred.items() if k != "image"}
 
-    key = dict(config=cfg, category=category, data=data.key, anomalib=anomalib_version())
+    key = dict(config=cfg, category=category, data=data.key, anomalib=anomalib_version(), train_limit=train_limit,
+               test_limit=test_limit)
     return cached_tensors("baseline_predictions", key, compute)
 
 
