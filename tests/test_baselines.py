@@ -249,7 +249,7 @@ def test_cli_tables_passes_runs_and_writes_the_three_tables(monkeypatch, tmp_pat
     assert args.func(args) == 0
     assert calls == {"scale": "smoke", "runs": 3, "methods": ["PaDiM", "DADNet"], "pretrained": False}
     written = sorted(p.name for p in tmp_path.iterdir())
-    assert written == sorted(f"dadnet_table{i}_baselines.{ext}" for i in (1, 2, 3) for ext in ("csv", "md"))
+    assert written == sorted(f"dadnet_table{i}_baselines.{ext}" for i in (1, 2, 3) for ext in ("csv", "md", "json"))
     table1 = pd.read_csv(tmp_path / "dadnet_table1_baselines.csv")
     assert table1[(table1.category == "tile") & (table1.method == "PaDiM")]["this run"].item() == 51.0  # mean of 3
     assert "runs=3" in capsys.readouterr().out

@@ -31,12 +31,18 @@ def test_config_is_the_one_place_with_per_scale_tables():
                 keys = {k.value for k in node.keys if isinstance(k, ast.Constant)}
                 if len(keys & set(SCALES)) >= 2:
                     offenders.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
-            if isinstance(node, ast.Compare) and any(
-                    isinstance(c, ast.Constant) and c.value in SCALES for c in node.comparators):
-                offenders.append(f"{path.relative_to(PACKAGE)}:{node.lineno} (compares a scale name)")
+            if isinstance(node, ast.IfExp) and _compares_a_scale(node.test) and any(
+                    isinstance(branch, ast.Constant) and isinstance(branch.value, (int, float))
+                    for branch in (node.body, node.orelse)):
+                offenders.append(f"{path.relative_to(PACKAGE)}:{node.lineno} (a number chosen by scale)")
     assert not offenders, f"per-scale settings outside config.py: {offenders}"
     assert {"defect_gan", "defect_gan_tables", "detection", "dadnet", "dadnet_tables", "baselines",
             "gan_tables", "bundled_data"} <= set(PROFILES)
+
+
+def _compares_a_scale(test: ast.AST) -> bool:
+    return any(isinstance(node, ast.Compare) and any(isinstance(c, ast.Constant) and c.value in SCALES
+                                                     for c in node.comparators) for node in ast.walk(test))
 
 
 def _imports(path: Path, top_level_only: bool) -> set[str]:

@@ -46,10 +46,10 @@ def test_side_by_side_names_the_run_and_keeps_unmatched_rows(tmp_path):
     assert row.loc["DADNet", "paper"] == 98.4 and row.loc["DADNet", "this run"] == 90.0
     assert pd.isna(row.loc["Baseline+SDGM", "this run"]) and pd.isna(row.loc["Defect-GAN samples", "paper"])
     assert row.loc["Defect-GAN samples", "source"] == NOT_IN_PAPER and "Table 4" in row.loc["DADNet", "source"]
-    caption = "this run: scale=smoke, data=bundled synthetic (MVTec layout), device=cpu, pretrained=no"
+    caption = "this run: scale=smoke, data=bundled synthetic (MVTec layout), device=cpu, precision=fp32, pretrained=no"
     assert table.attrs["run_info"] == caption
     written = save_table(table, "table4", tmp_path)
-    assert [p.name for p in written] == ["table4.csv", "table4.md"]
+    assert [p.name for p in written] == ["table4.csv", "table4.md", "table4.json"]
     assert pd.read_csv(written[0])["paper"].tolist()[:4] == [78.0, 97.2, 97.6, 98.4]
     markdown = written[1].read_text()
     assert markdown.startswith(f"*{caption}*") and "| experiment" in markdown

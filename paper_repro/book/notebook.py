@@ -14,6 +14,7 @@ results_dir=results_dir)``.
 from __future__ import annotations
 
 import inspect
+import os
 import platform
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ import matplotlib.pyplot as plt
 import torch
 from IPython.display import Code
 
-from paper_repro.config import check_scale, default_scale
+from paper_repro.config import SD_MODEL_ENV, check_scale, default_scale, dry_run_active
 from paper_repro.data.roots import DataSource, resolve_data
 from paper_repro.runs.devices import resolve_device, seed_everything
 
@@ -54,13 +55,20 @@ class Chapter:
         return resolve_data(self.data_root, layout, self.scale, seed=self.seed)
 
     def banner(self) -> str:
-        return (f"scale={self.scale} · device={self.device} · data={self.data_label} · seed={self.seed}"
+        dry = " · DRY RUN (counts capped)" if self.scale == "full" and dry_run_active() else ""
+        return (f"scale={self.scale}{dry} · device={self.device} · data={self.data_label} · seed={self.seed}"
                 f" · torch {torch.__version__} · {platform.machine()}")
 
 
 def chapter_setup(scale: str | None = None, device: str = "cpu", data_root: str | None = None,
-                  seed: int = 42, results_dir: str | None = None) -> Chapter:
-    """Resolve a chapter's parameters, seed every generator, set the plotting style, print a banner."""
+                  seed: int = 42, results_dir: str | None = None, sd_model: str | None = None) -> Chapter:
+    """Resolve a chapter's parameters, seed every generator, set the plotting style, print a banner.
+
+    ``sd_model`` (the chapters that run SDGM have it as a parameter) picks SDGM's checkpoint for this
+    chapter's kernel, as ``$PAPER_REPRO_SD_MODEL`` does.
+    """
+    if sd_model:
+        os.environ[SD_MODEL_ENV] = str(sd_model)
     ctx = Chapter(
         scale=check_scale(scale) if scale else default_scale(),
         device=resolve_device(device),

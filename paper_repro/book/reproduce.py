@@ -1,6 +1,16 @@
 """``python -m paper_repro reproduce``: run every chapter with papermill and collect its tables.
 
     python -m paper_repro reproduce --scale full --out results/full --data-root /data --device cuda
+    python -m paper_repro reproduce --scale full --dry-run --out /tmp/dry --data-root /data [--sd-model PATH]
+    python -m paper_repro reproduce --scale full --out results/full --data-root /data --devices cuda:0,cuda:1
+
+A ``full`` batch first checks everything it will need - the data sets, the weights (Stable Diffusion,
+Inception-v3, the baselines' ImageNet backbones), the device - and stops before any training with one
+line per missing thing and the command that fetches it. ``--dry-run`` then runs every chapter at the
+full geometry (image sizes, widths, batch sizes, the real loaders and weights) with every count capped
+to a step or two (:data:`paper_repro.config.DRY_RUN_CAPS`): minutes instead of days. ``--devices`` runs
+independent chapters side by side, one per device; chapters that need the same trained model wait for
+the one training it (the run folder is locked) and then read it.
 
 For each chapter listed in ``_toc.yml`` (in reading order) the runner injects the parameters
 ``scale, device, data_root, seed, results_dir`` (and ``runs`` when given) and writes
@@ -16,14 +26,20 @@ the command ends with exit status 1 and one line per failure naming the notebook
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
-from paper_repro.config import DEFAULT_SEED, SCALES
+from paper_repro.book.preflight import PreflightFailed, check_full_batch
+from paper_repro.config import DEFAULT_SEED, DRY_RUN_ENV, PRECISION_ENV, SCALES, SD_MODEL_ENV
 from paper_repro.errors import UserError
+from paper_repro.runs.precision import PRECISIONS
 
 TOC_FILE = "_toc.yml"
 
@@ -125,15 +141,20 @@ def _has_injected_cell_before(output: Path, index: int) -> bool:
     return any("injected-parameters" in cell.metadata.get("tags", []) for cell in cells)
 
 
-def run_chapter(book_root: Path, chapter: Path, out: Path, parameters: dict[str, Any], force: bool) -> Outcome:
+def run_chapter(book_root: Path, chapter: Path, out: Path, parameters: dict[str, Any], force: bool,
+                settings: dict[str, Any] | None = None) -> Outcome:
+    """Execute one chapter with papermill (unless its marker says it already ran with these parameters
+    and ``settings``); the executed notebook goes to ``out/notebooks``."""
     import papermill
 
     name = chapter_name(chapter)
     marker = out / ".done" / f"{name}.json"
     output = out / "notebooks" / f"{name}.ipynb"
+    recorded = {"parameters": parameters, "settings": settings or {}}
     if not force and marker.is_file():
         try:
-            if json.loads(marker.read_text()).get("parameters") == parameters:
+            previous = json.loads(marker.read_text())
+            if {k: previous.get(k, {}) for k in recorded} == recorded:
                 return Outcome(name, "skipped")
         except json.JSONDecodeError:
             pass  # a damaged marker: run the chapter again
@@ -149,49 +170,111 @@ def run_chapter(book_root: Path, chapter: Path, out: Path, parameters: dict[str,
         return Outcome(name, "failed", time.perf_counter() - started, _failure_message(chapter, output, err))
     seconds = time.perf_counter() - started
     marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps({"parameters": parameters, "seconds": round(seconds, 1)}, indent=2))
+    marker.write_text(json.dumps({**recorded, "seconds": round(seconds, 1)}, indent=2))
     return Outcome(name, "done", seconds)
+
+
+@contextlib.contextmanager
+def chapter_environment(dry_run: bool, sd_model: str | None, precision: str | None) -> Iterator[None]:
+    """Set the variables every chapter's kernel inherits (dry run, SDGM checkpoint, precision) for the
+    duration of a batch, then put the old values back."""
+    wanted = {DRY_RUN_ENV: "1" if dry_run else None, SD_MODEL_ENV: sd_model, PRECISION_ENV: precision}
+    old = {name: os.environ.get(name) for name in wanted}
+    try:
+        for name, value in wanted.items():
+            if value is not None:
+                os.environ[name] = value
+        yield
+    finally:
+        for name, value in old.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def reproduce(scale: str, out: Path, only: list[str] | None = None, force: bool = False,
               data_root: str | None = None, device: str = "cpu", seed: int = DEFAULT_SEED,
-              book_root: Path | None = None, runs: int | None = None) -> list[Outcome]:
-    """Run the selected chapters; return one :class:`Outcome` per chapter."""
-    from tqdm.auto import tqdm
+              book_root: Path | None = None, runs: int | None = None, dry_run: bool = False,
+              sd_model: str | None = None, precision: str | None = None,
+              devices: list[str] | None = None) -> list[Outcome]:
+    """Run the selected chapters; return one :class:`Outcome` per chapter (in reading order).
 
+    At ``full`` a preflight checks data, weights and devices first (:mod:`.preflight`). ``devices`` (one
+    or more) run that many chapters at a time, each on its own device; ``device`` is the one device otherwise.
+    """
     book_root = book_root or find_book_root()
     chapters = select(list_chapters(book_root), only)
     if not chapters:
         raise UserError(f"{book_root / TOC_FILE}: lists no notebook chapters")
     if data_root is not None and not Path(data_root).expanduser().exists():
         raise UserError(f"--data-root {data_root}: no such folder")
-    out = Path(out).resolve()
-    parameters = {
-        "scale": scale, "device": device, "seed": seed, "results_dir": str(out / "tables"),
-        "data_root": str(Path(data_root).expanduser().resolve()) if data_root else None,
-    }
-    if runs is not None:  # chapters that average several runs (DADNet §3.4.1: 3) read `runs`
-        parameters["runs"] = runs
-    outcomes = []
-    bar = tqdm(chapters, desc=f"reproduce ({scale})", unit="chapter")
-    for chapter in bar:
-        bar.set_postfix_str(chapter_name(chapter))
-        outcome = run_chapter(book_root, chapter, out, parameters, force)
-        outcomes.append(outcome)
-        detail = f"{outcome.seconds:.0f} s" if outcome.status != "skipped" else "already done (--force re-runs)"
-        bar.write(f"{outcome.status:>7}  {outcome.chapter}  {detail}")
-    return outcomes
+    if dry_run and scale != "full":
+        raise UserError(f"--dry-run checks the full batch; got --scale {scale} (use --scale full)")
+    devices = devices or [device]
+    with chapter_environment(dry_run, sd_model, precision):
+        if scale == "full":
+            check_full_batch(data_root, devices, seed, sd_model)
+        out = Path(out).resolve()
+        parameters = {
+            "scale": scale, "seed": seed, "results_dir": str(out / "tables"),
+            "data_root": str(Path(data_root).expanduser().resolve()) if data_root else None,
+        }
+        if runs is not None:  # chapters that average several runs (DADNet §3.4.1: 3) read `runs`
+            parameters["runs"] = runs
+        # what else decides a chapter's outputs: a marker written under other settings does not count
+        settings = {"dry_run": dry_run, "sd_model": sd_model, "precision": precision}
+        return run_chapters(book_root, chapters, out, parameters, settings, devices, force, scale)
+
+
+def run_chapters(book_root: Path, chapters: list[Path], out: Path, parameters: dict[str, Any],
+                 settings: dict[str, Any], devices: list[str], force: bool, scale: str) -> list[Outcome]:
+    """Run ``chapters`` in reading order, ``len(devices)`` at a time, each worker on its own device."""
+    from tqdm.auto import tqdm
+
+    queue = list(chapters)
+    lock = threading.Lock()
+    outcomes: dict[Path, Outcome] = {}
+    bar = tqdm(total=len(chapters), desc=f"reproduce ({scale})", unit="chapter")
+
+    def worker(device: str) -> None:
+        while True:
+            with lock:
+                if not queue:
+                    return
+                chapter = queue.pop(0)
+            outcome = run_chapter(book_root, chapter, out, {**parameters, "device": device}, force, settings)
+            with lock:
+                outcomes[chapter] = outcome
+                detail = f"{outcome.seconds:.0f} s" if outcome.status != "skipped" else "already done (--force re-runs)"
+                where = f" on {device}" if len(devices) > 1 else ""
+                bar.write(f"{outcome.status:>7}  {outcome.chapter}  {detail}{where}")
+                bar.update()
+
+    with ThreadPoolExecutor(len(devices)) as pool:
+        for done in [pool.submit(worker, device) for device in devices]:
+            done.result()
+    bar.close()
+    return [outcomes[c] for c in chapters]
 
 
 def _command(args: argparse.Namespace) -> int:
     import sys
 
-    outcomes = reproduce(args.scale, Path(args.out), args.only, args.force, args.data_root, args.device,
-                         args.seed, Path(args.book) if args.book else None, args.runs)
+    devices = [d.strip() for d in args.devices.split(",") if d.strip()] if args.devices else None
+    started = time.perf_counter()
+    try:
+        outcomes = reproduce(args.scale, Path(args.out), args.only, args.force, args.data_root, args.device,
+                             args.seed, Path(args.book) if args.book else None, args.runs, args.dry_run,
+                             args.sd_model, args.precision, devices)
+    except PreflightFailed as err:
+        for problem in err.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
     failed = [o for o in outcomes if o.status == "failed"]
     counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed")}
-    print(f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed; "
-          f"tables in {Path(args.out) / 'tables'}")
+    print(f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed in "
+          f"{time.perf_counter() - started:.0f} s; tables in {Path(args.out) / 'tables'}")
     for outcome in failed:
         print(f"FAILED {outcome.message}", file=sys.stderr)
     return 1 if failed else 0
@@ -213,4 +296,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--runs", type=int, help="independent runs to average, for chapters that take "
                         "a `runs` parameter (default: each chapter's own; the DADNet paper uses 3)")
     parser.add_argument("--book", help="repository root holding _toc.yml (default: found from here)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="with --scale full: every chapter at the full geometry, real loaders and weights, with "
+                        "iterations, epochs, runs and sample counts capped to a step or two")
+    parser.add_argument("--sd-model", help="SDGM's Stable Diffusion inpainting checkpoint, a folder or a model id "
+                        "(default: $PAPER_REPRO_SD_MODEL, else the scale's; full: stable-diffusion-v1-5/"
+                        "stable-diffusion-inpainting)")
+    parser.add_argument("--precision", choices=PRECISIONS,
+                        help="mixed precision of every training run (default: auto: bf16 on GPUs that have it, "
+                        "fp16 on others, fp32 on the CPU)")
+    parser.add_argument("--devices", help="comma-separated devices (cuda:0,cuda:1): run that many chapters side by "
+                        "side, one per device")
     parser.set_defaults(func=_command)

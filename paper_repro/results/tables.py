@@ -1,15 +1,51 @@
 """This project's numbers beside the paper's: one join, one caption, one writer for every results table.
 
 A results chapter measures its own numbers, then calls :func:`side_by_side` and :func:`save_table`
-so the reader always sees "paper" next to "this run", with scale, data set and device named.
+so the reader always sees "paper" next to "this run", with scale, data set, device and precision named;
+every written table also records its provenance (git commit, the package versions that matter).
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
+import importlib.metadata
+import json
+import os
+import platform
+import subprocess
 from pathlib import Path
 from typing import Any, Iterable
 
 import pandas as pd
+
+from paper_repro.config import PRECISION_ENV
+from paper_repro.runs.precision import resolve_precision
+
+# The packages whose version can change a number in a table.
+PROVENANCE_PACKAGES = ("paper-repro", "torch", "torchvision", "diffusers", "transformers", "anomalib", "timm",
+                       "torchmetrics", "numpy")
+
+
+@functools.lru_cache(maxsize=1)
+def provenance() -> dict[str, str]:
+    """The git commit of this checkout (``+dirty`` with uncommitted changes) and the versions of
+    :data:`PROVENANCE_PACKAGES`, as strings."""
+    repo = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        commit += "+dirty" if dirty else ""
+    except (OSError, subprocess.SubprocessError):
+        commit = "unknown (not a git checkout)"
+    versions = {}
+    for package in PROVENANCE_PACKAGES:
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return {"git_commit": commit, "python": platform.python_version(), **versions}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,16 +56,25 @@ class RunInfo:
     dataset: str
     device: str
     notes: tuple[tuple[str, str], ...] = ()
+    precision: str = "fp32"
 
     @classmethod
     def of(cls, ctx: Any, dataset: str | None = None, **notes: Any) -> "RunInfo":
-        """From a chapter's :class:`paper_repro.book.notebook.Chapter`."""
+        """From a chapter's :class:`paper_repro.book.notebook.Chapter`; the precision is the one its
+        training runs resolved on its device (``$PAPER_REPRO_PRECISION``, else ``auto``)."""
+        precision = resolve_precision(os.environ.get(PRECISION_ENV) or "auto", ctx.device).name
         return cls(scale=ctx.scale, dataset=dataset or ctx.data_label, device=str(ctx.device),
-                   notes=tuple((k, str(v)) for k, v in notes.items()))
+                   notes=tuple((k, str(v)) for k, v in notes.items()), precision=precision)
 
     def describe(self) -> str:
         extra = "".join(f", {k}={v}" for k, v in self.notes)
-        return f"this run: scale={self.scale}, data={self.dataset}, device={self.device}{extra}"
+        return (f"this run: scale={self.scale}, data={self.dataset}, device={self.device}, "
+                f"precision={self.precision}{extra}")
+
+    def record(self) -> dict[str, Any]:
+        """Everything that produced the numbers, for the files a table is written to."""
+        return {"scale": self.scale, "data": self.dataset, "device": self.device, "precision": self.precision,
+                **dict(self.notes), "provenance": provenance()}
 
 
 # The ``source`` of a row this run has and the paper does not (a bundled category, say).
@@ -53,6 +98,7 @@ def side_by_side(paper: pd.DataFrame, run: pd.DataFrame, on: Iterable[str], valu
     only_run["source"] = NOT_IN_PAPER
     table = pd.concat([table, only_run], ignore_index=True)[on + ["paper", "this run", "source"]]
     table.attrs["run_info"] = run_info.describe()
+    table.attrs["record"] = run_info.record()
     return table
 
 
@@ -69,7 +115,8 @@ def to_markdown(table: pd.DataFrame, floatfmt: str = ".4g") -> str:
 
 
 def save_table(table: pd.DataFrame, name: str, results_dir: str | Path | None) -> list[Path]:
-    """Write ``<results_dir>/<name>.csv`` and ``.md``; a no-op (returns ``[]``) when ``results_dir`` is None.
+    """Write ``<results_dir>/<name>.csv``, ``.md`` and ``.json`` (what produced it: scale, data, device,
+    precision, notes, git commit and package versions); a no-op (returns ``[]``) when ``results_dir`` is None.
 
     The runner (``python -m paper_repro reproduce``) passes a ``results_dir`` to every chapter; a
     chapter opened by hand usually has none and only displays its tables.
@@ -78,10 +125,14 @@ def save_table(table: pd.DataFrame, name: str, results_dir: str | Path | None) -
         return []
     results_dir = Path(results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
-    csv_path, md_path = results_dir / f"{name}.csv", results_dir / f"{name}.md"
+    csv_path, md_path, json_path = (results_dir / f"{name}.{ext}" for ext in ("csv", "md", "json"))
     table.to_csv(csv_path, index=False)
-    md_path.write_text(to_markdown(table))
-    return [csv_path, md_path]
+    record = {"table": name, "caption": table.attrs.get("run_info"), **table.attrs.get("record", {}),
+              "provenance": provenance()}
+    footer = ", ".join(f"{k} {v}" for k, v in record["provenance"].items())
+    md_path.write_text(to_markdown(table) + f"\n<sub>{footer}</sub>\n")
+    json_path.write_text(json.dumps(record, indent=2, default=str) + "\n")
+    return [csv_path, md_path, json_path]
 
 
 def show_table(table: pd.DataFrame, name: str, results_dir: str | Path | None = None) -> pd.DataFrame:
@@ -92,4 +143,5 @@ def show_table(table: pd.DataFrame, name: str, results_dir: str | Path | None = 
     return table
 
 
-__all__ = ["RunInfo", "NOT_IN_PAPER", "side_by_side", "to_markdown", "save_table", "show_table"]
+__all__ = ["PROVENANCE_PACKAGES", "provenance", "RunInfo", "NOT_IN_PAPER", "side_by_side", "to_markdown",
+           "save_table", "show_table"]

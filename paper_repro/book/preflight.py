@@ -1,0 +1,69 @@
+"""Before a ``full`` batch trains anything: is everything it needs on this machine?
+
+A multi-day run that stops on day two for a missing checkpoint costs two days. :func:`check_full_batch`
+looks for every device, data set and weight file the ``full`` chapters will ask for, and raises
+:class:`PreflightFailed` with one line per missing thing, naming it, where it was looked for, and the
+command that fetches it. Nothing is trained or downloaded here (the bundled data set is generated when
+no ``--data-root`` is given, as the chapters would).
+"""
+from __future__ import annotations
+
+from paper_repro.config import get_config
+from paper_repro.data.mvtec import categories as categories_in
+from paper_repro.data.roots import resolve_data
+from paper_repro.errors import UserError
+from paper_repro.runs.devices import resolve_device
+
+
+class PreflightFailed(UserError):
+    """Several things a batch needs are missing; ``problems`` holds one line for each."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def needed_categories(scale: str) -> list[str]:
+    """The MVTec AD categories the DADNet chapters of ``scale`` read (training chapter, Tables 1-4)."""
+    plan = get_config("baselines", scale)
+    wanted = [*get_config("dadnet", scale).categories, *plan.categories, *plan.ablation_categories]
+    return list(dict.fromkeys(wanted))
+
+
+def data_problems(data_root: str | None, seed: int) -> list[str]:
+    """One line per missing data set (or MVTec AD category) of the full batch."""
+    problems = []
+    try:
+        mvtec = resolve_data(data_root, "mvtec", "full", seed)
+        present = set(categories_in(mvtec.root))
+        missing = [c for c in needed_categories("full") if c not in present]
+        if missing:
+            problems.append(f"{mvtec.root}: MVTec AD categories {', '.join(missing)} are missing (DADNet's "
+                            "Tables 1-4 use them); unpack mvtec_anomaly_detection.tar.xz there, see README 'Data sets'")
+    except UserError as err:
+        problems.append(f"MVTec AD: {err}; see README 'Data sets' for the download")
+    try:
+        resolve_data(data_root, "codebrim", "full", seed)
+    except UserError as err:
+        problems.append(f"CODEBRIM: {err}; see README 'Data sets' for the download")
+    return problems
+
+
+def device_problems(devices: list[str]) -> list[str]:
+    problems = []
+    for device in devices:
+        try:
+            resolve_device(device)
+        except UserError as err:
+            problems.append(str(err))
+    return problems
+
+
+def check_full_batch(data_root: str | None, devices: list[str], seed: int, sd_model: str | None = None) -> None:
+    """Raise :class:`PreflightFailed` listing everything the full batch needs and this machine lacks."""
+    problems = device_problems(devices) + data_problems(data_root, seed)
+    if problems:
+        raise PreflightFailed(problems)
+
+
+__all__ = ["PreflightFailed", "needed_categories", "data_problems", "device_problems", "check_full_batch"]
