@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+from paper_repro.cli import device_name, output_folder, positive_int, seed_value
 from paper_repro.config import DEFAULT_SEED, SCALES
 from paper_repro.errors import UserError
 
@@ -202,15 +203,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "reproduce", help="run the book's chapters with papermill and collect their tables",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", choices=SCALES, required=True, help="smoke (CI), demo (laptop) or full (the papers)")
-    parser.add_argument("--out", required=True, help="output folder, e.g. results/<scale>")
+    parser.add_argument("--out", required=True, type=output_folder, help="output folder, e.g. results/<scale>")
     parser.add_argument("--only", action="append", metavar="NAME",
                         help="run only this chapter (name like defect_gan/training or its stem); repeatable, comma-separated")
     parser.add_argument("--force", action="store_true", help="re-run chapters already done")
     parser.add_argument("--data-root", help="a real data set, or a folder holding MVTec AD and CODEBRIM side by side "
                         "(default: the bundled synthetic data)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N (default cpu)")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})")
-    parser.add_argument("--runs", type=int, help="independent runs to average, for chapters that take "
+    parser.add_argument("--device", type=device_name, default="cpu", help="cpu, cuda, cuda:N, mps (default cpu)")
+    parser.add_argument("--seed", type=seed_value, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})")
+    parser.add_argument("--runs", type=positive_int, help="independent runs to average, for chapters that take "
                         "a `runs` parameter (default: each chapter's own; the DADNet paper uses 3)")
     parser.add_argument("--book", help="repository root holding _toc.yml (default: found from here)")
     parser.set_defaults(func=_command)

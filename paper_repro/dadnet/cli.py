@@ -5,6 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
+from paper_repro.cli import check_run_folder, device_name, output_folder, path_name, positive_int
 from paper_repro.config import SCALES, get_config
 
 
@@ -14,24 +15,24 @@ def register(subparsers) -> None:
 
     tr = sub.add_parser("train", help="train DADNet on one category's normal images")
     tr.add_argument("--data", default=None, help="MVTec AD root (default: the bundled synthetic set)")
-    tr.add_argument("--category", required=True)
+    tr.add_argument("--category", required=True, type=path_name)
     tr.add_argument("--scale", choices=SCALES, default="demo")
-    tr.add_argument("--out", required=True, help="run folder (checkpoints, log.csv, run.json)")
+    tr.add_argument("--out", required=True, type=output_folder, help="run folder (checkpoints, log.csv, run.json)")
     tr.add_argument("--pseudo", choices=("dgm", "sdgm"), default="dgm",
                     help="pseudo-anomalies: DGM noise/texture or SDGM diffusion (default dgm)")
     tr.add_argument("--no-dram", action="store_true", help="leave DRAM out (the ablation's baseline)")
     tr.add_argument("--sd-model", default="tiny",
                     help="SDGM checkpoint: 'tiny' (offline random), a folder or a model id")
     tr.add_argument("--resume", action="store_true", help="continue the run in --out")
-    tr.add_argument("--epochs", type=int, default=None, help="override the scale's epoch count (lr milestones scale with it)")
-    tr.add_argument("--device", default="cpu")
+    tr.add_argument("--epochs", type=positive_int, default=None, help="override the scale's epoch count (lr milestones scale with it)")
+    tr.add_argument("--device", type=device_name, default="cpu")
     tr.set_defaults(func=_train)
 
     ev = sub.add_parser("eval", help="evaluate a run: writes RUN/metrics.json")
     ev.add_argument("--run", required=True)
     ev.add_argument("--data", default=None, help="MVTec AD root (default: the data the run used)")
-    ev.add_argument("--category", default=None, help="default: the run's category")
-    ev.add_argument("--device", default="cpu")
+    ev.add_argument("--category", default=None, type=path_name, help="default: the run's category")
+    ev.add_argument("--device", type=device_name, default="cpu")
     ev.set_defaults(func=_eval)
 
 
@@ -39,14 +40,17 @@ def _train(args: argparse.Namespace) -> int:
     from paper_repro.dadnet.trainer import pseudo_anomalies, train
     from paper_repro.data.roots import resolve_data
 
+    out = Path(args.out)
+    if (out / "run.json").exists():  # a run already: it must be DADNet's and read back
+        check_run_folder(out, "dadnet", "--out")
     cfg = get_config("dadnet", args.scale)
-    if args.epochs:  # keep the learning-rate milestones at the same fractions of the run
+    if args.epochs is not None:  # keep the learning-rate milestones at the same fractions of the run
         cfg = get_config("dadnet", args.scale, epochs=args.epochs, lr_milestones=tuple(
             max(1, round(m * args.epochs / cfg.epochs)) for m in cfg.lr_milestones))
     source = resolve_data(args.data, "mvtec", args.scale)
     dataset = pseudo_anomalies(cfg, source.root, args.category, args.pseudo, args.sd_model, args.device)
     sd_model = args.sd_model if args.pseudo == "sdgm" else None
-    train(cfg, Path(args.out), dataset, dram=not args.no_dram, device=args.device, resume=args.resume,
+    train(cfg, out, dataset, dram=not args.no_dram, device=args.device, resume=args.resume,
           run_info={"category": args.category, "data": source.key, "data_root": str(source.root),
                     "sd_model": sd_model, "scale": args.scale})
     print(f"trained {args.category} ({args.pseudo}, DRAM {'off' if args.no_dram else 'on'}) -> {args.out}")
@@ -56,6 +60,7 @@ def _train(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     from paper_repro.dadnet.evaluate import evaluate
 
+    check_run_folder(args.run, "dadnet")
     values, _ = evaluate(args.run, args.data, args.category, device=args.device)
     print(json.dumps({k: round(v, 4) for k, v in values.items()}, indent=2))
     return 0
