@@ -195,6 +195,8 @@ def output_folder(text: str) -> str:
             existing.stat()
             break
         except FileNotFoundError:
+            if existing.parent == existing:  # not even the root or the working folder exists
+                raise argparse.ArgumentTypeError(f"{text}: no folder on its way exists") from None
             existing = existing.parent
         except OSError as err:
             raise argparse.ArgumentTypeError(_unusable(text, path, err)) from None
