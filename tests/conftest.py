@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,11 @@ def run_torchrun(script: Path, *args: str, cwd: Path, timeout: float = 180, npro
         raise
     assert proc.returncode == 0, stderr[-3000:]
     return stdout
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Issue 17's count line, when the bad-inputs table (tests/test_bad_inputs.py) ran."""
+    support = sys.modules.get("bad_inputs_support")
+    line = support.count_line() if support is not None else None
+    if line:
+        terminalreporter.write_line(line)

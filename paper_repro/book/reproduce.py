@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from paper_repro.book.preflight import PreflightFailed, check_full_batch
+from paper_repro.cli import device_name, output_folder, positive_int, seed_value
 from paper_repro.config import DEFAULT_SEED, DRY_RUN_ENV, PRECISION_ENV, SCALES, SD_MODEL_ENV
 from paper_repro.errors import UserError
 from paper_repro.runs.precision import PRECISIONS
@@ -261,7 +262,7 @@ def run_chapters(book_root: Path, chapters: list[Path], out: Path, parameters: d
 def _command(args: argparse.Namespace) -> int:
     import sys
 
-    devices = [d.strip() for d in args.devices.split(",") if d.strip()] if args.devices else None
+    devices = args.devices
     started = time.perf_counter()
     try:
         outcomes = reproduce(args.scale, Path(args.out), args.only, args.force, args.data_root, args.device,
@@ -280,20 +281,28 @@ def _command(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def device_list(text: str) -> list[str]:
+    """``--devices cuda:0,cuda:1``: each one checked as ``--device`` is."""
+    devices = [device_name(d.strip()) for d in text.split(",") if d.strip()]
+    if not devices:
+        raise argparse.ArgumentTypeError(f"expected one or more comma-separated devices, got {text!r}")
+    return devices
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "reproduce", help="run the book's chapters with papermill and collect their tables",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", choices=SCALES, required=True, help="smoke (CI), demo (laptop) or full (the papers)")
-    parser.add_argument("--out", required=True, help="output folder, e.g. results/<scale>")
+    parser.add_argument("--out", required=True, type=output_folder, help="output folder, e.g. results/<scale>")
     parser.add_argument("--only", action="append", metavar="NAME",
                         help="run only this chapter (name like defect_gan/training or its stem); repeatable, comma-separated")
     parser.add_argument("--force", action="store_true", help="re-run chapters already done")
     parser.add_argument("--data-root", help="a real data set, or a folder holding MVTec AD and CODEBRIM side by side "
                         "(default: the bundled synthetic data)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N (default cpu)")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})")
-    parser.add_argument("--runs", type=int, help="independent runs to average, for chapters that take "
+    parser.add_argument("--device", type=device_name, default="cpu", help="cpu, cuda, cuda:N, mps (default cpu)")
+    parser.add_argument("--seed", type=seed_value, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})")
+    parser.add_argument("--runs", type=positive_int, help="independent runs to average, for chapters that take "
                         "a `runs` parameter (default: each chapter's own; the DADNet paper uses 3)")
     parser.add_argument("--book", help="repository root holding _toc.yml (default: found from here)")
     parser.add_argument("--dry-run", action="store_true",
@@ -305,6 +314,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--precision", choices=PRECISIONS,
                         help="mixed precision of every training run (default: auto: bf16 on GPUs that have it, "
                         "fp16 on others, fp32 on the CPU)")
-    parser.add_argument("--devices", help="comma-separated devices (cuda:0,cuda:1): run that many chapters side by "
-                        "side, one per device")
+    parser.add_argument("--devices", type=device_list, help="comma-separated devices (cuda:0,cuda:1): run that "
+                        "many chapters side by side, one per device")
     parser.set_defaults(func=_command)

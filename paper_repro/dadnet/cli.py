@@ -5,6 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
+from paper_repro.cli import check_run_folder, device_name, output_folder, path_name, positive_int
 from paper_repro.config import SCALES, get_config
 from paper_repro.runs.precision import PRECISIONS
 
@@ -15,9 +16,9 @@ def register(subparsers) -> None:
 
     tr = sub.add_parser("train", help="train DADNet on one category's normal images")
     tr.add_argument("--data", default=None, help="MVTec AD root (default: the bundled synthetic set)")
-    tr.add_argument("--category", required=True)
+    tr.add_argument("--category", required=True, type=path_name)
     tr.add_argument("--scale", choices=SCALES, default="demo")
-    tr.add_argument("--out", required=True, help="run folder (checkpoints, log.csv, run.json)")
+    tr.add_argument("--out", required=True, type=output_folder, help="run folder (checkpoints, log.csv, run.json)")
     tr.add_argument("--pseudo", choices=("dgm", "sdgm"), default="dgm",
                     help="pseudo-anomalies: DGM noise/texture or SDGM diffusion (default dgm)")
     tr.add_argument("--no-dram", action="store_true", help="leave DRAM out (the ablation's baseline)")
@@ -28,15 +29,15 @@ def register(subparsers) -> None:
                     help="mixed precision: auto (bf16 on GPUs that have it, else fp16; fp32 on the CPU), fp32, "
                     "bf16, fp16 (default: the scale's, auto)")
     tr.add_argument("--resume", action="store_true", help="continue the run in --out")
-    tr.add_argument("--epochs", type=int, default=None, help="override the scale's epoch count (lr milestones scale with it)")
-    tr.add_argument("--device", default="cpu")
+    tr.add_argument("--epochs", type=positive_int, default=None, help="override the scale's epoch count (lr milestones scale with it)")
+    tr.add_argument("--device", type=device_name, default="cpu")
     tr.set_defaults(func=_train)
 
     ev = sub.add_parser("eval", help="evaluate a run: writes RUN/metrics.json")
     ev.add_argument("--run", required=True)
     ev.add_argument("--data", default=None, help="MVTec AD root (default: the data the run used)")
-    ev.add_argument("--category", default=None, help="default: the run's category")
-    ev.add_argument("--device", default="cpu")
+    ev.add_argument("--category", default=None, type=path_name, help="default: the run's category")
+    ev.add_argument("--device", type=device_name, default="cpu")
     ev.set_defaults(func=_eval)
 
 
@@ -45,16 +46,19 @@ def _train(args: argparse.Namespace) -> int:
     from paper_repro.data.roots import resolve_data
     from paper_repro.runs.folders import run_lock
 
+    out = Path(args.out)
+    if (out / "run.json").exists():  # a run already: it must be DADNet's and read back
+        check_run_folder(out, "dadnet", "--out")
     overrides = {"precision": args.precision} if args.precision else {}
     cfg = get_config("dadnet", args.scale, **overrides)
-    if args.epochs:  # keep the learning-rate milestones at the same fractions of the run
+    if args.epochs is not None:  # keep the learning-rate milestones at the same fractions of the run
         cfg = get_config("dadnet", args.scale, epochs=args.epochs, lr_milestones=tuple(
             max(1, round(m * args.epochs / cfg.epochs)) for m in cfg.lr_milestones), **overrides)
-    with run_lock(args.out):  # before anything is loaded: a second trainer on this folder stops here
+    with run_lock(out):  # before anything is loaded: a second trainer on this folder stops here
         source = resolve_data(args.data, "mvtec", args.scale)
         dataset = pseudo_anomalies(cfg, source.root, args.category, args.pseudo, args.sd_model, args.device)
         sd_model = sd_model_for(cfg, args.sd_model) if args.pseudo == "sdgm" else None
-        train(cfg, Path(args.out), dataset, dram=not args.no_dram, device=args.device, resume=args.resume,
+        train(cfg, out, dataset, dram=not args.no_dram, device=args.device, resume=args.resume,
               run_info={"category": args.category, "data": source.key, "data_root": str(source.root),
                         "sd_model": sd_model, "scale": args.scale})
     print(f"trained {args.category} ({args.pseudo}, DRAM {'off' if args.no_dram else 'on'}) -> {args.out}")
@@ -64,6 +68,7 @@ def _train(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     from paper_repro.dadnet.evaluate import evaluate
 
+    check_run_folder(args.run, "dadnet")
     values, _ = evaluate(args.run, args.data, args.category, device=args.device)
     print(json.dumps({k: round(v, 4) for k, v in values.items()}, indent=2))
     return 0

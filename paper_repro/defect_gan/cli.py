@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from paper_repro.cli import (check_run_folder, class_list, device_name, output_folder, positive_int, region_box,
+                             seed_value)
 from paper_repro.errors import UserError
 
 ABLATION_PRESETS = {"stargan": ("scc", "ani", "lwc", "sc"), "stargan+spade": ("ani", "lwc", "sc")}
@@ -51,7 +53,9 @@ def cmd_train(args) -> int:
         overrides["precision"] = args.precision or "fp32"
     cfg = make_config(args.scale, **overrides)
     out = Path(args.out)
-    if args.threads:
+    if (out / "run.json").exists():  # a run already: it must be Defect-GAN's and read back
+        check_run_folder(out, "defect_gan", "--out")
+    if args.threads is not None:
         torch.set_num_threads(args.threads)
     with run_lock(out):  # before anything is loaded: a second trainer on this folder stops here
         source = resolve_data(args.data, "codebrim", args.scale, seed=args.seed)
@@ -77,72 +81,69 @@ def _read_normals(args, size):
     return images[: args.n], names[: args.n]
 
 
-def cmd_synth(args) -> int:
+def _read_mask(path: str):
     import numpy as np
-    from PIL import Image
 
-    from paper_repro.defect_gan.control import control_map, synthesize, write_image
+    from paper_repro.data.io import read_image
+
+    if not Path(path).is_file():
+        raise UserError(f"--mask {path}: no such file; expected an image (white = defect here)")
+    return np.asarray(read_image(Path(path), "L"), dtype=np.float32) > 127
+
+
+def cmd_synth(args) -> int:
+    from paper_repro.defect_gan.control import class_names, control_map, synthesize, synthesized_name, write_image
     from paper_repro.defect_gan.trainer import load_generator
     from paper_repro.runs.devices import resolve_device, seed_everything
 
+    size = _image_size(args.run)
     seed_everything(args.seed)
     device = resolve_device(args.device)
     G, classes = load_generator(args.run, device)
-    size = _image_size(args.run)
-    region = None
-    if args.region:
-        try:
-            region = [float(v) for v in args.region.split(",")]
-        except ValueError:
-            region = []
-        if len(region) != 4:
-            raise UserError(f"--region {args.region!r}: expected x0,y0,x1,y1 (pixels, or fractions in [0, 1])")
-    mask = None
-    if args.mask:
-        try:
-            mask = np.asarray(Image.open(args.mask).convert("L"), dtype=np.float32) > 127
-        except OSError as err:
-            raise UserError(f"{args.mask}: not a readable mask image ({err})") from err
-    names = [c for c in args.classes.split(",") if c.strip()]
-    if not names:
-        raise UserError(f"--classes {args.classes!r}: expected one or more of {', '.join(classes)}")
-    control = control_map(names, classes, size, box=region, mask=mask).to(device)
+    try:
+        names = class_names(args.classes, classes)
+    except UserError as err:
+        raise UserError(f"--classes {','.join(args.classes)}: {err}") from None
+    mask = _read_mask(args.mask) if args.mask else None
+    control = control_map(names, classes, size, box=args.region, mask=mask).to(device)
     normals, stems = _read_normals(args, size)
     out = Path(args.out)
-    tag = "+".join(n for n in names)
     for start in range(0, len(normals), 16):
         batch = normals[start:start + 16].to(device)
         result = synthesize(G, batch, control, restrict=args.restrict)
         for k, image in enumerate(result.image):
-            i = start + k
-            write_image(image, out / f"{i:05d}_{stems[i]}_{tag}.png")
+            name = synthesized_name(start + k, stems[start + k], names)
+            write_image(image, out / name)
             if result.mask is not None:
-                write_image(result.mask[k].expand(3, -1, -1) * 2 - 1, out / "maps" / f"{i:05d}_{stems[i]}_{tag}.png")
-    print(f"wrote {len(normals)} images with {tag} to {out}")
+                write_image(result.mask[k].expand(3, -1, -1) * 2 - 1, out / "maps" / name)
+    print(f"wrote {len(normals)} images with {'+'.join(names)} to {out}")
     return 0
 
 
 def cmd_restore(args) -> int:
-    from paper_repro.defect_gan.control import read_images, restore, write_image
+    from paper_repro.defect_gan.control import read_images, restore, restored_name, write_image
     from paper_repro.defect_gan.trainer import load_generator
     from paper_repro.runs.devices import resolve_device, seed_everything
 
+    size = _image_size(args.run)
     seed_everything(args.seed)
     device = resolve_device(args.device)
     G, _ = load_generator(args.run, device)
-    images, stems = read_images(args.images, _image_size(args.run))
+    images, stems = read_images(args.images, size)
     out = Path(args.out)
     for start in range(0, len(images), 16):
         result = restore(G, images[start:start + 16].to(device))
         for k, image in enumerate(result.image):
-            write_image(image, out / f"{stems[start + k]}_restored.png")
+            write_image(image, out / restored_name(stems[start + k]))
     print(f"restored {len(images)} images into {out}")
     return 0
 
 
 def _image_size(run) -> int:
+    """The image size of the Defect-GAN run in ``run`` (checked to be one first)."""
     from paper_repro.defect_gan.trainer import config_from_run
 
+    check_run_folder(run, "defect_gan")
     return config_from_run(run)[0].image_size
 
 
@@ -157,15 +158,16 @@ def register(subparsers) -> None:
     p = sub.add_parser("train", help="train Defect-GAN (resumable; runs under torchrun)")
     p.add_argument("--data", default=None, help="CODEBRIM root (default: the bundled synthetic set)")
     p.add_argument("--scale", choices=SCALES, default="demo")
-    p.add_argument("--out", required=True, help="run folder (checkpoints, log.csv, samples/)")
+    p.add_argument("--out", required=True, type=output_folder, help="run folder (checkpoints, log.csv, samples/)")
     p.add_argument("--ablation", default=None,
                    help="components to remove, comma-separated: scc, ani, lwc, sc, or stargan, stargan+spade")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
-    p.add_argument("--iterations", type=int, default=None, help="override the scale's iteration count")
+    p.add_argument("--iterations", type=positive_int, default=None, help="override the scale's iteration count")
     p.add_argument("--normals-dir", default=None, help="folder of extra normal images (NormalPool)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--device", type=device_name, default="cpu")
+    p.add_argument("--seed", type=seed_value, default=42)
+    p.add_argument("--threads", type=positive_int, default=None,
+                   help="torch CPU threads, at least 1 (default: torch's choice)")
     p.add_argument("--precision", choices=PRECISIONS, default=None,
                    help="mixed precision: auto (bf16 on GPUs that have it, else fp16; fp32 on the CPU), fp32, "
                    "bf16, fp16 (default: the scale's, auto)")
@@ -175,22 +177,23 @@ def register(subparsers) -> None:
     p = sub.add_parser("synth", help="add defects of chosen classes at a chosen place to normal images")
     p.add_argument("--run", required=True, help="a Defect-GAN run folder")
     p.add_argument("--normals", required=True, help="folder of normal images (any, also unseen ones)")
-    p.add_argument("--classes", required=True, help="comma-separated defect classes, e.g. Crack,CorrosionStain")
-    p.add_argument("--region", default=None, help="x0,y0,x1,y1 in pixels of the model's image size, "
-                   "or fractions in [0, 1] (default: the whole image)")
+    p.add_argument("--classes", required=True, type=class_list,
+                   help="comma-separated defect classes, e.g. Crack,CorrosionStain")
+    p.add_argument("--region", default=None, type=region_box, help="x0,y0,x1,y1 in pixels of the model's image "
+                   "size, or fractions in [0, 1] (default: the whole image); a negative first value as --region=-1,...")
     p.add_argument("--mask", default=None, help="a painted region as an image (white = defect here)")
     p.add_argument("--restrict", action="store_true",
                    help="keep pixels outside the region bit for bit (m multiplied by the region; not in the paper)")
-    p.add_argument("--n", type=int, default=8, help="how many images to write")
-    p.add_argument("--out", required=True)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--n", type=positive_int, default=8, help="how many images to write")
+    p.add_argument("--out", required=True, type=output_folder)
+    p.add_argument("--device", type=device_name, default="cpu")
+    p.add_argument("--seed", type=seed_value, default=42)
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("restore", help="remove defects from images (restoration, A = 0)")
     p.add_argument("--run", required=True)
     p.add_argument("--images", required=True)
-    p.add_argument("--out", required=True)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--out", required=True, type=output_folder)
+    p.add_argument("--device", type=device_name, default="cpu")
+    p.add_argument("--seed", type=seed_value, default=42)
     p.set_defaults(func=cmd_restore)

@@ -7,6 +7,8 @@ classes inside the region, 0 (the *normal* target) outside.
 """
 from __future__ import annotations
 
+import math
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -20,14 +22,24 @@ from paper_repro.defect_gan.generator import Generator, GeneratorOutput
 from paper_repro.errors import UserError
 
 
+def class_names(names: Sequence[str], classes: Sequence[str]) -> list[str]:
+    """``names`` as the run spells them in ``classes`` (matched case-insensitively, spaces around a
+    name ignored); an unknown name is a UserError listing the run's classes."""
+    lookup = {c.strip().lower(): c for c in classes}
+    chosen = []
+    for name in names:
+        if name.strip().lower() not in lookup:
+            raise UserError(f"unknown defect class {name.strip()!r}: expected one of {', '.join(classes)}")
+        chosen.append(lookup[name.strip().lower()])
+    return chosen
+
+
 def class_vector(names: Sequence[str], classes: Sequence[str]) -> torch.Tensor:
     """Multi-hot vector over ``classes`` with ``names`` set (case-insensitive)."""
-    lookup = {c.lower(): i for i, c in enumerate(classes)}
+    index = {c: i for i, c in enumerate(classes)}
     vector = torch.zeros(len(classes))
-    for name in names:
-        if name.lower() not in lookup:
-            raise UserError(f"unknown defect class {name!r}: expected one of {', '.join(classes)}")
-        vector[lookup[name.lower()]] = 1
+    for name in class_names(names, classes):
+        vector[index[name]] = 1
     return vector
 
 
@@ -39,7 +51,11 @@ def box_mask(size: int | tuple[int, int], box: Sequence[float] | None) -> torch.
     mask = torch.zeros(1, h, w)
     if box is None:
         return mask + 1
+    if len(box) != 4:
+        raise UserError(f"region {tuple(box)}: expected four numbers x0, y0, x1, y1")
     x0, y0, x1, y1 = (float(v) for v in box)
+    if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):
+        raise UserError(f"region {tuple(box)}: expected finite numbers x0, y0, x1, y1")
     if max(x0, y0, x1, y1) <= 1.0:
         x0, x1, y0, y1 = x0 * w, x1 * w, y0 * h, y1 * h
     x0, x1 = sorted((int(round(x0)), int(round(x1))))
@@ -112,6 +128,24 @@ def read_images(folder: str | Path, size: int, limit: int | None = None) -> tupl
         image = read_image(path, "RGB").resize((size, size), Image.BICUBIC)
         images.append(torch.from_numpy(np.asarray(image, dtype=np.float32) / 127.5 - 1).permute(2, 0, 1))
     return torch.stack(images), [p.stem for p in files]
+
+
+def file_part(text: str) -> str:
+    """``text`` made safe as one part of a file name: every character but letters, digits and ``+-_.``
+    becomes ``_``, and it cannot start with a dot. A class name from a run's ``run.json`` or a stem of
+    a user's file thus never names another folder (``../x`` becomes ``_._x``)."""
+    safe = re.sub(r"[^A-Za-z0-9+\-_.]", "_", str(text))
+    return ("_" + safe[1:] if safe.startswith(".") else safe) or "_"
+
+
+def synthesized_name(index: int, stem: str, classes: Sequence[str]) -> str:
+    """``00003_<stem>_Crack+Spallation.png``: the file ``defect-gan synth`` writes for one image."""
+    return f"{index:05d}_{file_part(stem)}_{file_part('+'.join(classes))}.png"
+
+
+def restored_name(stem: str) -> str:
+    """``<stem>_restored.png``: the file ``defect-gan restore`` writes for one image."""
+    return f"{file_part(stem)}_restored.png"
 
 
 def write_image(image: torch.Tensor, path: str | Path) -> Path:

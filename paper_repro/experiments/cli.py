@@ -8,17 +8,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from paper_repro.cli import device_name, output_folder, path_name, positive_int, seed_value
 from paper_repro.config import DEFAULT_SEED, SCALES
+from paper_repro.errors import UserError
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scale", choices=SCALES, default="demo")
-    parser.add_argument("--runs", type=int, default=None,
+    parser.add_argument("--runs", type=positive_int, default=None,
                         help="runs to average, seeds seed..seed+runs-1 (default: 3 at full, else 1)")
     parser.add_argument("--data", default=None, help="MVTec AD root (default: the bundled synthetic set)")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    parser.add_argument("--out", default=None, help="folder for the tables (.csv and .md); default: print only")
+    parser.add_argument("--device", type=device_name, default="cpu")
+    parser.add_argument("--seed", type=seed_value, default=DEFAULT_SEED)
+    parser.add_argument("--out", default=None, type=output_folder, help="folder for the tables (.csv and .md); default: print only")
 
 
 def register(subparsers) -> None:
@@ -38,14 +40,31 @@ def register(subparsers) -> None:
     bridge = sub.add_parser("bridge", help="DADNet's detector trained on DGM, SDGM and Defect-GAN pseudo-anomalies")
     _common(bridge)
     bridge.add_argument("--codebrim", default=None, help="CODEBRIM root for Defect-GAN (default: the bundled set)")
-    bridge.add_argument("--category", default=None, help="default: concrete (bundled) or tile (real MVTec AD)")
+    bridge.add_argument("--category", default=None, type=path_name, help="default: concrete (bundled) or tile (real MVTec AD)")
     bridge.set_defaults(func=_bridge)
 
 
 def _pretrained(value: str | None):
+    """``--pretrained``: None (the scale's plan), True (imagenet), False (none) or a weights file that exists."""
     if value is None:
         return None
-    return {"imagenet": True, "none": False}.get(value.lower(), value)
+    choice = {"imagenet": True, "none": False}.get(value.strip().lower())
+    if choice is None and not Path(value).expanduser().is_file():
+        raise UserError(f"--pretrained {value}: no such file; expected imagenet, none or a state-dict file")
+    return value if choice is None else choice
+
+
+def _methods(text: str) -> list[str]:
+    """``--methods``: comma-separated columns, each a known method (spelt as in the tables)."""
+    from paper_repro.baselines.anomalib_models import METHODS
+
+    known = {m.lower(): m for m in (*METHODS, "DADNet")}
+    names = [m.strip() for m in text.split(",") if m.strip()]
+    unknown = [m for m in names if m.lower() not in known]
+    if unknown or not names:
+        problem = f"unknown {', '.join(unknown)}" if unknown else "names no method"
+        raise UserError(f"--methods {text!r}: {problem}; expected some of {', '.join(known.values())}")
+    return [known[m.lower()] for m in names]
 
 
 def _info(args, data, **notes):
@@ -69,11 +88,12 @@ def _tables(args: argparse.Namespace) -> int:
     from paper_repro.experiments.dadnet_tables_1_3 import comparison, side_by_side_tables
     from paper_repro.experiments.detectors import default_runs
 
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    methods = _methods(args.methods)
+    pretrained = _pretrained(args.pretrained)
     plan = get_config("baselines", args.scale)
-    runs = args.runs or default_runs(args.scale)
+    runs = args.runs if args.runs is not None else default_runs(args.scale)
     data = resolve_data(args.data, "mvtec", args.scale)
-    frame = comparison(args.scale, data, runs, methods, args.device, args.seed, _pretrained(args.pretrained))
+    frame = comparison(args.scale, data, runs, methods, args.device, args.seed, pretrained)
     info = _info(args, data, runs=runs, categories="+".join(plan.categories),
                  pretrained=args.pretrained or plan.pretrained)
     for metric, table in side_by_side_tables(frame, info, plan).items():
@@ -88,7 +108,7 @@ def _ablation(args: argparse.Namespace) -> int:
     from paper_repro.experiments.dadnet_table4 import ablation, table4
     from paper_repro.experiments.detectors import default_runs
 
-    runs = args.runs or default_runs(args.scale)
+    runs = args.runs if args.runs is not None else default_runs(args.scale)
     data = resolve_data(args.data, "mvtec", args.scale)
     frame = ablation(args.scale, data, runs, args.device, args.seed)
     info = _info(args, data, runs=runs, categories="+".join(get_config("baselines", args.scale).ablation_categories))
@@ -104,10 +124,12 @@ def _bridge(args: argparse.Namespace) -> int:
     from paper_repro.experiments import bridge
     from paper_repro.experiments.detectors import default_runs
 
-    runs = args.runs or default_runs(args.scale)
+    runs = args.runs if args.runs is not None else default_runs(args.scale)
     data = resolve_data(args.data, "mvtec", args.scale)
     codebrim = resolve_data(args.codebrim, "codebrim", args.scale, seed=args.seed)
     category = args.category or bridge.default_category(data)
+    if not (data.root / category / "train" / "good").is_dir():  # before Defect-GAN trains
+        raise UserError(f"--category {category}: {data.root} has no {category}/train/good folder")
     generator = trained_run(get_config("defect_gan", args.scale), codebrim, seed=args.seed, device=args.device)
     frame, _ = bridge.compare_sources(args.scale, category, data, runs, args.device, args.seed, generator)
     table = frame.groupby("source", sort=False).mean(numeric_only=True).drop(columns="run").reset_index()

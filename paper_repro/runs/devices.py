@@ -1,7 +1,7 @@
 """Devices, processes and seeds: where a run computes and how its random streams start.
 
-- :func:`resolve_device` turns ``"cpu"``, ``"cuda:1"`` or ``"auto"`` into a ``torch.device``, with one
-  clear error when the machine lacks it.
+- :func:`resolve_device` turns ``"cpu"``, ``"cuda:1"``, ``"mps"`` or ``"auto"`` into a ``torch.device``,
+  with one clear error when the machine lacks it (:func:`available_devices` says what it has).
 - :class:`Distributed` is the process group ``torchrun`` describes (one process when it does not):
   gloo on the CPU, nccl on CUDA, DistributedDataParallel around a module.
 - :func:`seed_everything` seeds Python's, NumPy's and torch's generators.
@@ -28,17 +28,50 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+# Device types a run may compute on, beside the CPU, with the name the messages use.
+ACCELERATORS = {"cuda": "CUDA", "mps": "MPS (Apple GPU)", "xpu": "XPU (Intel GPU)"}
+
+
+def _accelerator(kind: str):
+    """torch's module for an accelerator type (``torch.cuda``, ``torch.mps``, ``torch.xpu``), or None."""
+    return getattr(torch, kind, None) if kind in ACCELERATORS else None
+
+
+def _has(kind: str) -> bool:
+    check = getattr(_accelerator(kind), "is_available", None)
+    try:
+        return bool(check is not None and check())
+    except (RuntimeError, AssertionError):  # a build that knows the type but cannot use it
+        return False
+
+
+def available_devices() -> list[str]:
+    """The device types this machine has, ``cpu`` first."""
+    return ["cpu", *(kind for kind in ACCELERATORS if _has(kind))]
+
+
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """``"cpu"``, ``"cuda"``, ``"cuda:1"``, or ``None``/``"auto"`` (CUDA when present, else CPU)."""
+    """``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``, ``"xpu"``, or ``None``/``"auto"`` (CUDA when
+    present, else CPU). A device this machine lacks is a one-line UserError naming what it has."""
     if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         resolved = torch.device(device)
-    except RuntimeError as err:
-        raise UserError(f"unknown device {device!r}: expected cpu, cuda, cuda:N or auto") from err
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"device {device!r} was asked for, but this machine has no CUDA device "
-                        "(use --device cpu)")
+    except (RuntimeError, TypeError) as err:
+        raise UserError(f"unknown device {str(device)!r}: expected cpu, cuda, cuda:N, mps, xpu or auto") from err
+    if resolved.type == "cpu":
+        return resolved
+    has = ", ".join(available_devices())
+    if resolved.type not in ACCELERATORS:
+        raise UserError(f"device {str(device)!r}: runs compute on cpu, cuda, mps or xpu; this machine has {has}")
+    if not _has(resolved.type):
+        raise UserError(f"device {str(device)!r} was asked for, but this machine has no "
+                        f"{ACCELERATORS[resolved.type]} device (it has {has})")
+    module = _accelerator(resolved.type)
+    count = module.device_count() if hasattr(module, "device_count") else 1
+    if resolved.index is not None and resolved.index >= count:
+        raise UserError(f"device {str(device)!r}: this machine has {count} {resolved.type} device(s), "
+                        f"numbered from 0")
     return resolved
 
 
@@ -110,4 +143,4 @@ def unwrap(module: nn.Module) -> nn.Module:
     return module.module if isinstance(module, DistributedDataParallel) else module
 
 
-__all__ = ["seed_everything", "resolve_device", "Distributed", "unwrap"]
+__all__ = ["seed_everything", "ACCELERATORS", "available_devices", "resolve_device", "Distributed", "unwrap"]
