@@ -25,16 +25,13 @@ the same way:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import errno
 import importlib
-import json
 import math
 import os
 import sys
 from pathlib import Path
 
-from paper_repro.config import DADNetConfig, DefectGANConfig
 from paper_repro.errors import UserError
 
 # Modules that add sub-commands, in the order ``--help`` lists them.
@@ -232,69 +229,16 @@ def _unusable(text: str, path: Path, err: OSError) -> str:
 
 
 # ---- run folders ---------------------------------------------------------------------------------
-PAPERS = {"defect_gan": "Defect-GAN", "dadnet": "DADNet"}
-# Configuration keys only one paper's runs record: how a run.json without a "paper" key is told apart.
-PAPER_KEYS = {"defect_gan": ("conv_dim", "n_critic"), "dadnet": ("recon_width", "disc_width")}
-
-
-def paper_of_run(saved: dict) -> str | None:
-    """``defect_gan`` or ``dadnet``: the run.json's ``paper`` key, else told by its configuration keys."""
-    named = saved.get("paper")
-    if isinstance(named, str):
-        key = named.strip().lower().replace("-", "_")
-        return key if key in PAPERS else named
-    config = saved.get("config") or {}
-    found = [paper for paper, keys in PAPER_KEYS.items() if all(k in config for k in keys)]
-    return found[0] if len(found) == 1 else None
-
-
 def check_run_folder(folder: str | Path, paper: str, flag: str = "--run") -> dict:
     """``run.json`` of ``folder`` if it is a run of ``paper`` (``defect_gan`` or ``dadnet``) whose
     configuration reads back; else one line saying what the folder is instead."""
+    from paper_repro.runs.folders import PAPER_NAMES, config_from_run
+
     folder = Path(folder)
-    wanted = PAPERS[paper]
-    run_json = folder / "run.json"
     if not folder.is_dir():
-        raise UserError(f"{flag} {folder}: no such folder; expected a {wanted} run folder (with run.json)")
-    if not run_json.is_file():
-        raise UserError(f"{flag} {folder}: holds no run.json; expected a {wanted} run folder")
+        raise UserError(f"{flag} {folder}: no such folder; expected a {PAPER_NAMES[paper]} run folder (with "
+                        "run.json)")
     try:
-        saved = json.loads(run_json.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise UserError(f"{run_json}: not readable JSON ({err}); is {folder} a {wanted} run folder?") from None
-    if not isinstance(saved, dict) or not isinstance(saved.get("config"), dict):
-        raise UserError(f"{run_json}: has no \"config\" object (the configuration the run was trained "
-                        f"with); is {folder} a {wanted} run folder?")
-    owner = paper_of_run(saved)
-    if owner != paper:
-        what = (f"a {PAPERS[owner]} run folder" if owner in PAPERS else
-                f"a run of {owner!r}" if owner else "not a run folder of either paper")
-        raise UserError(f"{flag} {folder}: {what} (run.json); expected a {wanted} run folder")
-    _check_config_values(run_json, saved["config"], paper)
-    return saved
-
-
-def _check_config_values(run_json: Path, config: dict, paper: str) -> None:
-    """Every recorded field the paper's configuration has holds a value of its type."""
-    fields = {f.name: str(f.type) for f in dataclasses.fields(
-        {"defect_gan": DefectGANConfig, "dadnet": DADNetConfig}[paper])}
-    for name, value in config.items():
-        if name in fields and not _has_type(value, fields[name]):
-            raise UserError(f"{run_json}: config {name} = {json.dumps(value)[:60]} is not of type {fields[name]}")
-
-
-def _has_type(value, annotation: str) -> bool:
-    if value is None:
-        return "None" in annotation
-    kind = annotation.split("|")[0].split("[")[0].strip()
-    if kind == "bool":
-        return isinstance(value, bool)
-    if kind == "int":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if kind == "float":
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if kind == "str":
-        return isinstance(value, str)
-    if kind == "tuple":
-        return isinstance(value, list)
-    return True
+        return config_from_run(folder, paper)[1]
+    except UserError as err:
+        raise UserError(f"{flag} {err}") from None

@@ -48,6 +48,7 @@ from paper_repro.cli import main
 from paper_repro.defect_gan.control import box_mask, class_names, file_part, synthesized_name
 from paper_repro.errors import UserError
 from paper_repro.runs import devices
+from paper_repro.runs.folders import paper_of
 
 
 # ==========================================================================================
@@ -529,7 +530,7 @@ def _(c: Ctx):
     (book / "_toc.yml").write_text("format: jb-book\nroot: ch\n")
     c.p["book"] = str(book)
 
-    def stub(book_root, chapter, out, parameters, force):
+    def stub(book_root, chapter, out, parameters, force, *settings):
         raise WouldRun(f"run_chapter({chapter}, {parameters})")
 
     c.monkeypatch.setattr(reproduce, "run_chapter", stub)
@@ -1057,10 +1058,10 @@ def test_devices_this_machine_has_and_lacks(monkeypatch):
 
 
 def test_run_folder_of_either_paper_is_told_by_its_paper_key_or_config_keys():
-    assert cli_module.paper_of_run({"paper": "Defect-GAN", "config": {}}) == "defect_gan"
-    assert cli_module.paper_of_run({"config": {"conv_dim": 8, "n_critic": 5}}) == "defect_gan"
-    assert cli_module.paper_of_run({"config": {"recon_width": 8, "disc_width": 8}}) == "dadnet"
-    assert cli_module.paper_of_run({"config": {"image_size": 32}}) is None
+    assert paper_of({"paper": "Defect-GAN", "config": {}}) == "defect_gan"
+    assert paper_of({"config": {"conv_dim": 8, "n_critic": 5}}) == "defect_gan"
+    assert paper_of({"config": {"recon_width": 8, "disc_width": 8}}) == "dadnet"
+    assert paper_of({"config": {"image_size": 32}}) is None
 
 
 def test_control_names_and_boxes():

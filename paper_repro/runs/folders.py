@@ -20,6 +20,7 @@ import fcntl
 import hashlib
 import io
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -49,8 +50,9 @@ def write_run_config(run_dir: str | Path, config: Any, **extra: Any) -> Path:
 
 
 PAPER_NAMES = {"defect_gan": "Defect-GAN", "dadnet": "DADNet", "detection": "defect classifier"}
-# A field only that configuration has: tells runs apart whose run.json predates its "paper" key.
-SIGNATURE_FIELDS = {"defect_gan": "n_critic", "dadnet": "recon_width", "detection": "grl_coefficient"}
+# Configuration fields only one configuration has: how a run.json without a "paper" key is told apart.
+SIGNATURE_FIELDS = {"defect_gan": ("conv_dim", "n_critic"), "dadnet": ("recon_width", "disc_width"),
+                    "detection": ("grl_coefficient",)}
 
 
 def read_run_config(run_dir: str | Path) -> dict[str, Any]:
@@ -60,34 +62,55 @@ def read_run_config(run_dir: str | Path) -> dict[str, Any]:
         raise UserError(f"{path}: missing; is {Path(run_dir)} a training run folder?")
     try:
         saved = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise UserError(f"{path}: not valid JSON ({err})") from err
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UserError(f"{path}: not readable JSON ({err}); is {Path(run_dir)} a training run folder?") from None
     if not isinstance(saved, dict) or not isinstance(saved.get("config"), dict):
-        raise UserError(f"{path}: has no \"config\" object; expected the run.json a training run writes")
+        raise UserError(f"{path}: has no \"config\" object (the configuration the run was trained with); is "
+                        f"{Path(run_dir)} a training run folder?")
     return saved
 
 
 def paper_of(saved: Mapping[str, Any]) -> str | None:
-    """Which paper's run a ``run.json`` describes: its ``paper`` key, else told by its configuration's fields."""
-    if saved.get("paper"):
-        return str(saved["paper"])
-    return next((paper for paper, field in SIGNATURE_FIELDS.items() if field in saved["config"]), None)
+    """Which configuration a ``run.json`` holds: its ``paper`` key, else told by its configuration's fields."""
+    named = saved.get("paper")
+    if isinstance(named, str):
+        key = named.strip().lower().replace("-", "_")
+        return key if key in PAPER_NAMES else named
+    found = [paper for paper, fields in SIGNATURE_FIELDS.items() if all(f in saved["config"] for f in fields)]
+    return found[0] if len(found) == 1 else None
+
+
+def _has_type(value: Any, annotation: str) -> bool:
+    """Whether a JSON value fits a dataclass field's annotation (``int``, ``float | None``, ``tuple[...]``)."""
+    if value is None:
+        return "None" in annotation
+    kind = annotation.split("|")[0].split("[")[0].strip()
+    checks = {"bool": lambda v: isinstance(v, bool),
+              "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+              "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
+              "str": lambda v: isinstance(v, str), "tuple": lambda v: isinstance(v, list)}
+    return checks.get(kind, lambda v: True)(value)
 
 
 def config_from_run(run_dir: str | Path, paper: str):
     """The ``paper``'s configuration a run was started with (from its ``run.json``), and ``run.json``.
 
-    Fields the run does not record keep the paper's ``full`` values; JSON lists become tuples again.
-    A run folder of the other paper is refused in one line.
+    Fields the run does not record keep the paper's ``full`` values; JSON lists become tuples again. A
+    run folder of the other paper, or a field of the wrong type, is refused in one line.
     """
     saved = read_run_config(run_dir)
     found = paper_of(saved)
     if found != paper:
-        what = f"a {PAPER_NAMES.get(found, found)} run folder" if found else "not a run folder this package knows"
-        raise UserError(f"{Path(run_dir)}: {what}, not a {PAPER_NAMES.get(paper, paper)} one")
+        what = (f"a {PAPER_NAMES[found]} run folder" if found in PAPER_NAMES else
+                f"a run of {found!r}" if found else "not a run folder of either paper")
+        raise UserError(f"{Path(run_dir)}: {what} (run.json); expected a {PAPER_NAMES[paper]} run folder")
     config = get_config(paper, "full")
-    names = {f.name for f in dataclasses.fields(config)}
-    values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in saved["config"].items() if k in names}
+    fields = {f.name: str(f.type) for f in dataclasses.fields(config)}
+    for name, value in saved["config"].items():
+        if name in fields and not _has_type(value, fields[name]):
+            raise UserError(f"{Path(run_dir) / 'run.json'}: config {name} = {json.dumps(value)[:60]} is not of "
+                            f"type {fields[name]}")
+    values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in saved["config"].items() if k in fields}
     return dataclasses.replace(config, **values), saved
 
 
@@ -116,6 +139,7 @@ def run_lock(run_dir: str | Path, wait: bool = False, poll: float = 2.0) -> Iter
     if int(os.environ.get("RANK", "0")) != 0:
         yield run_dir
         return
+    created = not run_dir.exists()
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -153,6 +177,9 @@ def run_lock(run_dir: str | Path, wait: bool = False, poll: float = 2.0) -> Iter
             handle.seek(0)
             handle.truncate()
             fcntl.flock(handle, fcntl.LOCK_UN)
+            if created and [p.name for p in run_dir.iterdir()] == [".lock"]:  # nothing was written: leave no trace
+                lock_path.unlink(missing_ok=True)
+                run_dir.rmdir()
 
 
 def config_hash(config: Any, **extra: Any) -> str:
