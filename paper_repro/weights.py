@@ -294,23 +294,30 @@ def locate_stable_diffusion(model: str | Path) -> Path:
     """The diffusers folder of ``model``: the folder itself, or the Hugging Face cache's snapshot of a
     model id (found through its ``model_index.json``). Its ``unet``, ``vae`` and ``text_encoder`` must
     hold safetensors (fp32 or the fp16 variant; :func:`sd_variants`), and ``tokenizer``/``scheduler``
-    must be there. Missing -> :class:`WeightsMissing` with the fetch command; a component holding only
-    pickled ``.bin`` weights -> :class:`WeightsRefused`."""
+    must be there. Missing -> :class:`WeightsMissing`; a component holding only pickled ``.bin``
+    weights -> :class:`WeightsRefused`; for a model id, either message ends with the fetch command."""
     text = str(model)
+    fetch = f"; fetch: {stable_diffusion_fetch_command(text)}" if is_repo_id(text) else ""
     folder = Path(text).expanduser()
     if not folder.is_dir():
-        folder = _cached_snapshot(text) if is_repo_id(text) else None
+        folder = _cached_snapshot(text) if fetch else None
     if folder is None:
-        fetch = f"; fetch: {stable_diffusion_fetch_command(text)}" if is_repo_id(text) else ""
-        where = f"no such folder, and not in the Hugging Face cache {hf_constants.HF_HUB_CACHE}" \
-            if is_repo_id(text) else "no such folder"
+        where = f"no such folder, and not in the Hugging Face cache {hf_constants.HF_HUB_CACHE}" if fetch \
+            else "no such folder"
         raise WeightsMissing(f"Stable Diffusion checkpoint {text!r} not found: {where}{fetch}")
+    try:
+        _check_diffusers_folder(folder)
+    except (WeightsMissing, WeightsRefused) as err:
+        raise type(err)(f"{err}{fetch}") from None
+    return folder
+
+
+def _check_diffusers_folder(folder: Path) -> None:
     for sub in SD_CONFIG_FOLDERS:
         if not (folder / sub).is_dir():
             raise WeightsMissing(f"{folder}: no {sub}/ folder; a diffusers Stable Diffusion folder has "
                                  f"{', '.join([*SD_WEIGHTS, *SD_CONFIG_FOLDERS])}")
     sd_variants(folder)
-    return folder
 
 
 def _cached_snapshot(model_id: str) -> Path | None:
@@ -340,7 +347,8 @@ def _safetensors_variant(component: Path, stem: str) -> str | None:
 
 __all__ = [
     "BACKBONE_WEIGHTS_ENV", "INCEPTION_WEIGHTS_ENV", "INCEPTION_WEIGHTS_FILE", "INCEPTION_URL", "SD_WEIGHTS",
-    "WeightsMissing", "WeightsRefused", "read_state_dict", "one_line_reason", "load_state", "torchvision_url", "locate_torchvision",
-    "rename_old_densenet_keys", "torchvision_state_dict", "locate_inception", "timm_repo_id", "locate_timm",
+    "WeightsMissing", "WeightsRefused", "read_state_dict", "one_line_reason", "load_state", "torchvision_url",
+    "locate_torchvision", "rename_old_densenet_keys", "torchvision_state_dict", "locate_inception", "timm_repo_id",
+    "locate_timm",
     "stable_diffusion_fetch_command", "is_repo_id", "locate_stable_diffusion", "sd_variants",
 ]

@@ -449,7 +449,8 @@ def test_missing_baseline_weights_say_what_to_fetch(hf_cache, tmp_path):
     with pytest.raises(WeightsMissing, match="hf download timm/wide_resnet50_2.racm_in1k model.safetensors"):
         anomalib_models.build(cfg)
     with pytest.raises(WeightsMissing, match="missing.pth: backbone weights not found"):
-        anomalib_models.build(anomalib_models.BaselineConfig("PaDiM", image_size=32, pretrained=str(tmp_path / "missing.pth")))
+        anomalib_models.build(anomalib_models.BaselineConfig("PaDiM", image_size=32,
+                                                             pretrained=str(tmp_path / "missing.pth")))
 
 
 # ------------------------------------------------------------------------------------------
@@ -506,6 +507,17 @@ def test_stable_diffusion_model_id_is_read_from_the_hugging_face_cache(tiny_sd, 
     assert weights.locate_stable_diffusion("paper-repro/tiny-sd") == snapshot
     comps = load_sdgm("paper-repro/tiny-sd")
     assert comps.source == "paper-repro/tiny-sd" and comps.inpainting
+
+
+def test_pickled_stable_diffusion_in_the_hugging_face_cache_is_refused_with_the_fetch_command(tiny_sd, hf_cache,
+                                                                                               marker):
+    snapshot = hf_snapshot(hf_cache, "paper-repro/tiny-sd")
+    snapshot.rmdir()
+    copy_sd(tiny_sd, snapshot)
+    (snapshot / "unet" / "diffusion_pytorch_model.safetensors").unlink()
+    planted = plant_pickle(snapshot / "unet" / "diffusion_pytorch_model.bin", marker)
+    assert_refused(lambda: load_sdgm("paper-repro/tiny-sd"), marker, planted.name,
+                   "hf download paper-repro/tiny-sd --include", kind=WeightsRefused)
 
 
 def test_missing_stable_diffusion_says_where_it_looked_and_how_to_fetch(tiny_sd, hf_cache, tmp_path):

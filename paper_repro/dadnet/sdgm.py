@@ -249,23 +249,24 @@ def _sd_folder(model: str, download: bool) -> Path:
     try:
         snapshot_download(model, allow_patterns=list(SD_INCLUDE), ignore_patterns=list(SD_EXCLUDE))
     except Exception as err:  # noqa: BLE001 - network, authentication, unknown repository
-        raise UserError(f"Stable Diffusion checkpoint {model!r} could not be downloaded: {one_line_reason(err)}") from None
+        raise UserError(f"Stable Diffusion checkpoint {model!r} could not be downloaded: "
+                        f"{one_line_reason(err)}") from None
     return locate_stable_diffusion(model)
 
 
 def _load_components(folder: Path, source: str) -> SDGMComponents:
     """The five components of a located diffusers folder, weights from safetensors, in float32."""
-    variant = sd_variants(folder)
+    variants = sd_variants(folder)
     path = str(folder)
     weights = dict(local_files_only=True, use_safetensors=True)
     models = dict(weights, low_cpu_mem_usage=False, torch_dtype=torch.float32)  # no `accelerate` needed
     try:
         return SDGMComponents(
             tokenizer=CLIPTokenizer.from_pretrained(path, subfolder="tokenizer", local_files_only=True),
-            text_encoder=CLIPTextModel.from_pretrained(path, subfolder="text_encoder", variant=variant["text_encoder"],
+            text_encoder=CLIPTextModel.from_pretrained(path, subfolder="text_encoder", variant=variants["text_encoder"],
                                                        dtype=torch.float32, **weights),
-            vae=AutoencoderKL.from_pretrained(path, subfolder="vae", variant=variant["vae"], **models),
-            unet=UNet2DConditionModel.from_pretrained(path, subfolder="unet", variant=variant["unet"], **models),
+            vae=AutoencoderKL.from_pretrained(path, subfolder="vae", variant=variants["vae"], **models),
+            unet=UNet2DConditionModel.from_pretrained(path, subfolder="unet", variant=variants["unet"], **models),
             scheduler=DDIMScheduler.from_pretrained(path, subfolder="scheduler", local_files_only=True),
             source=source,
         )
