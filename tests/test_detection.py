@@ -79,12 +79,8 @@ def test_backbones_give_multilabel_and_source_outputs(name, width):
 
 def test_pretrained_weights_missing_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
-
-    def offline(*args, **kwargs):
-        raise OSError("no network")
-
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
-    with pytest.raises(UserError, match="weights='DEFAULT'.*weights=None"):
+    monkeypatch.delenv("PAPER_REPRO_BACKBONE_WEIGHTS", raising=False)
+    with pytest.raises(UserError, match=r"resnet34-b627a593\.pth.*curl .*download\.pytorch\.org.*weights=None"):
         build_backbone("resnet34", "DEFAULT")
     with pytest.raises(UserError, match="unknown backbone"):
         build_backbone("vgg16")

@@ -6,6 +6,7 @@ from scipy import linalg
 
 from paper_repro.data import bundled_root
 from paper_repro.evaluation import fid
+from paper_repro.weights import WeightsMissing
 
 
 @pytest.fixture(scope="module")
@@ -85,10 +86,10 @@ def test_ideal_synthesizer_row_is_fid_of_the_two_halves(images, extractor, monke
 def test_inception_without_weights_says_what_to_do(monkeypatch, tmp_path):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     monkeypatch.delenv("PAPER_REPRO_INCEPTION_WEIGHTS", raising=False)
-    with pytest.raises(fid.InceptionUnavailable, match="weights-inception-2015-12-05"):
+    with pytest.raises(WeightsMissing, match="weights-inception-2015-12-05.*curl"):
         fid.InceptionV3Features()
-    with pytest.raises(fid.InceptionUnavailable, match="no such"):
-        fid.find_inception_weights(tmp_path / "missing.pth")
+    with pytest.raises(WeightsMissing, match="missing.pth.*no such"):
+        fid.InceptionV3Features(tmp_path / "missing.pth")
 
 
 def test_auto_falls_back_to_the_in_domain_extractor_and_says_so(monkeypatch, tmp_path, capsys):

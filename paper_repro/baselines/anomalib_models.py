@@ -7,14 +7,21 @@ anomalib's pre-processor does), and the anomaly maps are scored by :mod:`paper_r
 exactly like DADNet's (:mod:`paper_repro.evaluation.scoring`). What is anomalib's: the networks,
 their losses, and their optimisers (the settings of each model's ``configure_optimizers``).
 
-Backbones: ``pretrained=True`` lets timm load ImageNet weights (download or Hugging Face cache);
-``pretrained="<file>"`` loads a timm state dict (``.safetensors``, or ``.pth``/``.pt`` read with
-``weights_only=True``) into the frozen backbone; ``pretrained=False`` keeps random initial weights,
-the only choice offline, which every table built that way says.
+Backbones are always built by timm with random initial weights (``pre_trained=False``: timm's own
+download path is never taken); ImageNet weights are then read by :mod:`paper_repro.weights`, never
+unpickled, into the frozen backbone (STFPM's teacher):
+
+- ``pretrained=True``: timm's ImageNet weights for the backbone, ``model.safetensors`` of its Hugging
+  Face repository (``timm/resnet18.a1_in1k``, ``timm/wide_resnet50_2.racm_in1k``) in the local Hugging
+  Face cache (:func:`paper_repro.weights.locate_timm`; when absent, one line with the ``hf download``
+  command that fetches it);
+- ``pretrained="<file>"``: a timm state dict file (``.safetensors``, or ``.pth``/``.pt`` holding only
+  tensors);
+- ``pretrained=False``: random initial weights, the only choice offline, which every table built
+  that way says.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import warnings
 from pathlib import Path
@@ -26,6 +33,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from paper_repro.errors import UserError
+from paper_repro.weights import WeightsMissing, load_state, locate_timm, read_state_dict, timm_repo_id
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -65,9 +73,20 @@ class BaselineConfig:
     seed: int = 42
 
     def describe_backbone(self) -> str:
-        kind = ("ImageNet" if self.pretrained is True else
-                f"weights from {Path(str(self.pretrained)).name}" if self.pretrained else "random init")
-        return f"{self.backbone} ({kind})"
+        """``resnet18 (random init)``, ``resnet18 (ImageNet, timm/resnet18.a1_in1k)`` or
+        ``resnet18 (weights from <file name>)``: what a table's caption says about the backbone."""
+        if self.pretrained is True:
+            return f"{self.backbone} (ImageNet, {_repo_or_unknown(self.backbone)})"
+        if self.pretrained:
+            return f"{self.backbone} (weights from {Path(str(self.pretrained)).name})"
+        return f"{self.backbone} (random init)"
+
+
+def _repo_or_unknown(backbone: str) -> str:
+    try:
+        return timm_repo_id(backbone)
+    except UserError:
+        return "no timm weights known"
 
 
 # anomalib's own settings (``configure_optimizers`` of each Lightning model, anomalib 2.x).
@@ -85,77 +104,77 @@ def _stfpm_optimizer(model):
                            weight_decay=1e-3)
 
 
-@contextlib.contextmanager
-def _stfpm_teacher_pretrained(pretrained: bool):
-    """STFPM's torch model always asks timm for a pretrained teacher; offline that fails. With
-    ``pretrained=False`` its module-level ``TimmFeatureExtractor`` is swapped, for the duration of the
-    constructor only, for one with ``pre_trained=False`` (the student is random-initialised anyway)."""
-    if pretrained:
-        yield
-        return
-    import anomalib.models.image.stfpm.torch_model as stfpm
+def _stfpm_model(layers: list[str], backbone: str) -> nn.Module:
+    """anomalib's ``STFPMModel``, assembled here rather than by its constructor, which hard-codes a
+    teacher with ``pre_trained=True`` (timm's own download and cache). The same parts, with the same
+    settings, in the order of ``STFPMModel.__init__`` (anomalib 2.7, models/image/stfpm/torch_model.py
+    lines 85-106), but the teacher starts random like every other backbone here; :func:`build` then
+    loads its ImageNet weights. (``tests/test_weights.py`` checks the parts against anomalib's own.)"""
+    from anomalib.models.components import TimmFeatureExtractor
+    from anomalib.models.image.stfpm.anomaly_map import AnomalyMapGenerator
+    from anomalib.models.image.stfpm.torch_model import STFPMModel
 
-    original = stfpm.TimmFeatureExtractor
+    model = STFPMModel.__new__(STFPMModel)
+    nn.Module.__init__(model)
+    model.tiler = None
+    model.backbone = backbone
+    model.teacher_model = TimmFeatureExtractor(backbone=backbone, pre_trained=False, layers=layers).eval()
+    model.student_model = TimmFeatureExtractor(backbone=backbone, pre_trained=False, layers=layers,
+                                               requires_grad=True)
+    model.teacher_model.requires_grad_(False)  # the teacher is fixed
+    model.anomaly_map_generator = AnomalyMapGenerator()
+    return model
 
-    def random_init(*args, **kwargs):
-        return original(*args, **{**kwargs, "pre_trained": False})
 
-    stfpm.TimmFeatureExtractor = random_init
-    try:
-        yield
-    finally:
-        stfpm.TimmFeatureExtractor = original
-
-
-def _load_backbone(module: nn.Module, path: str | Path) -> None:
-    """Load a timm state dict file into a feature extractor (keys of the classifier head ignored)."""
-    path = Path(path).expanduser()
+def backbone_weights(cfg: BaselineConfig) -> Path | None:
+    """The ImageNet weights file ``cfg`` asks for (``None`` for random init), found without building
+    anything: ``pretrained=True`` -> the Hugging Face cache, ``pretrained="<file>"`` -> that file."""
+    if cfg.pretrained is True:
+        return locate_timm(cfg.backbone)
+    if not cfg.pretrained:
+        return None
+    path = Path(str(cfg.pretrained)).expanduser()
     if not path.is_file():
-        raise UserError(f"{path}: backbone weights not found; expected a timm state dict "
-                        "(.safetensors, or .pth/.pt) or pretrained=True/False")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        state = load_file(str(path))
-    else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    target = getattr(module, "feature_extractor", module)
-    missing, _ = target.load_state_dict(state, strict=False)
-    if len(missing) == len(target.state_dict()):
-        raise UserError(f"{path}: none of its keys match the {type(target).__name__} backbone")
+        raise WeightsMissing(f"{path}: backbone weights not found; expected a timm state dict "
+                             "(.safetensors, or .pth/.pt) or pretrained=True/False")
+    return path
 
 
-def build(cfg: BaselineConfig) -> nn.Module:
-    """anomalib's torch model for ``cfg.method`` at ``cfg.image_size``."""
-    require_anomalib()
-    timm_weights = cfg.pretrained is True
+def _untrained(cfg: BaselineConfig) -> tuple[nn.Module, nn.Module]:
+    """(anomalib's torch model for ``cfg.method`` with a random-init backbone, that frozen backbone)."""
     size = (cfg.image_size, cfg.image_size)
     if cfg.method == "PaDiM":
         from anomalib.models.image.padim.torch_model import PadimModel
 
-        model = PadimModel(backbone=cfg.backbone, layers=list(LAYERS), pre_trained=timm_weights)
-        backbone = model.feature_extractor
-    elif cfg.method == "FastFlow":
+        model = PadimModel(backbone=cfg.backbone, layers=list(LAYERS), pre_trained=False)
+        return model, model.feature_extractor
+    if cfg.method == "FastFlow":
         from anomalib.models.image.fastflow.torch_model import FastflowModel
 
-        model = FastflowModel(input_size=size, backbone=cfg.backbone, pre_trained=timm_weights)
-        backbone = model.feature_extractor
-    elif cfg.method == "RD":
+        model = FastflowModel(input_size=size, backbone=cfg.backbone, pre_trained=False)
+        return model, model.feature_extractor
+    if cfg.method == "RD":
         from anomalib.models.image.reverse_distillation.torch_model import ReverseDistillationModel
 
         model = ReverseDistillationModel(backbone=cfg.backbone, input_size=size, layers=list(LAYERS),
-                                         anomaly_map_mode="add", pre_trained=timm_weights)
-        backbone = model.encoder
-    elif cfg.method == "STFPM":
-        from anomalib.models.image.stfpm.torch_model import STFPMModel
+                                         anomaly_map_mode="add", pre_trained=False)
+        return model, model.encoder
+    if cfg.method == "STFPM":
+        model = _stfpm_model(list(LAYERS), cfg.backbone)
+        return model, model.teacher_model
+    raise ValueError(f"unknown baseline {cfg.method!r}: expected one of {', '.join(METHODS)}")
 
-        with _stfpm_teacher_pretrained(timm_weights):
-            model = STFPMModel(layers=list(LAYERS), backbone=cfg.backbone)
-        backbone = model.teacher_model
-    else:
-        raise ValueError(f"unknown baseline {cfg.method!r}: expected one of {', '.join(METHODS)}")
-    if cfg.pretrained and cfg.pretrained is not True:
-        _load_backbone(backbone, cfg.pretrained)
+
+def build(cfg: BaselineConfig) -> nn.Module:
+    """anomalib's torch model for ``cfg.method`` at ``cfg.image_size``, its frozen backbone holding the
+    weights ``cfg.pretrained`` names (read by :func:`paper_repro.weights.read_state_dict`)."""
+    require_anomalib()
+    weights = backbone_weights(cfg)  # before building: a missing file stops here
+    model, backbone = _untrained(cfg)
+    if weights is not None:
+        # timm's network inside anomalib's extractor; an ImageNet file also holds layers it cuts off
+        network = getattr(backbone, "feature_extractor", backbone)
+        load_state(network, read_state_dict(weights), weights, ignore_unexpected=True)
     return model
 
 

@@ -38,6 +38,7 @@ import open_clip
 import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionInpaintPipeline, UNet2DConditionModel
+from huggingface_hub import snapshot_download
 from open_clip.tokenizer import bytes_to_unicode
 from tqdm.auto import tqdm
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
@@ -45,6 +46,8 @@ from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 from paper_repro.compose import compose
 from paper_repro.config import cache_dir
 from paper_repro.errors import UserError
+from paper_repro.weights import (SD_EXCLUDE, SD_INCLUDE, WeightsMissing, is_repo_id, locate_stable_diffusion,
+                                 one_line_reason, sd_variants)
 
 TINY = "tiny"
 
@@ -213,37 +216,63 @@ def load_sdgm(model: str | Path = TINY, local_files_only: bool | None = None,
               device: torch.device | str = "cpu") -> SDGMComponents:
     """Load the components of ``model``: ``"tiny"``, a local folder, or a Hugging Face model id.
 
-    ``local_files_only`` defaults to True (a model id is read from the Hugging Face cache, e.g. after
-    ``huggingface-cli download <id>``); set ``PAPER_REPRO_SD_DOWNLOAD=1`` to let a model id download.
+    A model id is read from the Hugging Face cache (after ``hf download <id> ...``; the command is in
+    the error when it is missing). ``local_files_only=False``, or ``PAPER_REPRO_SD_DOWNLOAD=1`` when
+    it is left ``None``, lets a missing model id download its configs and safetensors first.
 
-    The scheduler is DDIM built from the checkpoint's own noise schedule. A checkpoint that cannot be
-    found (offline, wrong id, missing files) raises :class:`UserError` naming it.
+    Weights are read from safetensors only (``use_safetensors=True`` everywhere: diffusers and
+    transformers then never open a pickled ``.bin``), in float32, from the fp32 files or, where a
+    checkpoint ships only those (stable-diffusion-v1-5/stable-diffusion-inpainting), the fp16 variant's.
+    The scheduler is DDIM built from the checkpoint's own noise schedule. A checkpoint that is missing
+    or refused (:func:`paper_repro.weights.locate_stable_diffusion`), or that diffusers cannot load,
+    raises :class:`UserError`, one line naming it.
     """
     is_tiny = str(model) == TINY
-    path = str(tiny_sdgm_dir()) if is_tiny else str(model)
     if local_files_only is None:
         local_files_only = is_tiny or os.environ.get("PAPER_REPRO_SD_DOWNLOAD", "0") != "1"
-    kw = dict(local_files_only=local_files_only)
-    dkw = dict(kw, low_cpu_mem_usage=False)  # without `accelerate` installed, say so up front
-    try:
-        comps = SDGMComponents(
-            tokenizer=CLIPTokenizer.from_pretrained(path, subfolder="tokenizer", **kw),
-            text_encoder=CLIPTextModel.from_pretrained(path, subfolder="text_encoder", **kw),
-            vae=AutoencoderKL.from_pretrained(path, subfolder="vae", **dkw),
-            unet=UNet2DConditionModel.from_pretrained(path, subfolder="unet", **dkw),
-            scheduler=DDIMScheduler.from_pretrained(path, subfolder="scheduler", **kw),
-            source=f"{TINY} (random weights)" if is_tiny else str(model),
-        )
-    except (OSError, ValueError) as err:
-        raise UserError(
-            f"Stable Diffusion checkpoint {str(model)!r} could not be loaded "
-            f"({'offline, ' if local_files_only else ''}expected a local folder with unet/, vae/, "
-            f"text_encoder/, tokenizer/, scheduler/ or a reachable model id; use --sd-model tiny "
-            f"for the offline random pipeline): {str(err).splitlines()[0]}") from err
+    folder = tiny_sdgm_dir() if is_tiny else _sd_folder(str(model), download=not local_files_only)
+    comps = _load_components(folder, source=f"{TINY} (random weights)" if is_tiny else str(model))
     for module in (comps.text_encoder, comps.vae, comps.unet):
         module.eval().requires_grad_(False)
     comps.unet.set_attn_processor(ExplicitAttention())
     return comps.to(device)
+
+
+def _sd_folder(model: str, download: bool) -> Path:
+    """The local diffusers folder of ``model``, downloaded first (configs and safetensors only) when
+    allowed and it is a model id missing from the cache."""
+    try:
+        return locate_stable_diffusion(model)
+    except WeightsMissing:
+        if not (download and is_repo_id(model)):
+            raise
+    try:
+        snapshot_download(model, allow_patterns=list(SD_INCLUDE), ignore_patterns=list(SD_EXCLUDE))
+    except Exception as err:  # noqa: BLE001 - network, authentication, unknown repository
+        raise UserError(f"Stable Diffusion checkpoint {model!r} could not be downloaded: "
+                        f"{one_line_reason(err)}") from None
+    return locate_stable_diffusion(model)
+
+
+def _load_components(folder: Path, source: str) -> SDGMComponents:
+    """The five components of a located diffusers folder, weights from safetensors, in float32."""
+    variants = sd_variants(folder)
+    path = str(folder)
+    weights = dict(local_files_only=True, use_safetensors=True)
+    models = dict(weights, low_cpu_mem_usage=False, torch_dtype=torch.float32)  # no `accelerate` needed
+    try:
+        return SDGMComponents(
+            tokenizer=CLIPTokenizer.from_pretrained(path, subfolder="tokenizer", local_files_only=True),
+            text_encoder=CLIPTextModel.from_pretrained(path, subfolder="text_encoder", variant=variants["text_encoder"],
+                                                       dtype=torch.float32, **weights),
+            vae=AutoencoderKL.from_pretrained(path, subfolder="vae", variant=variants["vae"], **models),
+            unet=UNet2DConditionModel.from_pretrained(path, subfolder="unet", variant=variants["unet"], **models),
+            scheduler=DDIMScheduler.from_pretrained(path, subfolder="scheduler", local_files_only=True),
+            source=source,
+        )
+    except (OSError, ValueError) as err:
+        raise UserError(f"Stable Diffusion checkpoint {source!r} ({folder}) could not be loaded: "
+                        f"{one_line_reason(err)}") from None
 
 
 # ------------------------------------------------------------------------------------------

@@ -13,7 +13,8 @@ training set holds synthesized samples, f_src's binary cross-entropy on the sour
 validation accuracy picks the epoch; its test accuracy is the reported number.
 
 ``weights=None`` trains from scratch (offline here); ``weights="DEFAULT"`` loads torchvision's
-ImageNet weights, from torch hub's cache or by download, with a clear error when neither works.
+ImageNet weights from torch hub's cache through :mod:`paper_repro.weights` (read without unpickling;
+when the file is missing, one line says where to put it and the ``curl`` that fetches it).
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from paper_repro.errors import UserError
 from paper_repro.runs.checkpoints import load_weights, save_checkpoint
 from paper_repro.runs.devices import Distributed, resolve_device, seed_everything
 from paper_repro.runs.loop import TrainState, fit
+from paper_repro.weights import load_state, torchvision_state_dict
 
 BACKBONES = ("resnet34", "densenet121")
 
@@ -72,29 +74,20 @@ class GradientReversalLayer(nn.Module):
 # ------------------------------------------------------------------------------------------
 # The classifier: f_theta, the defect head, f_src
 # ------------------------------------------------------------------------------------------
-def _weights(name: str, weights: str | None):
-    if weights is None:
-        return None
-    try:
-        return torchvision.models.get_model_weights(name)[weights] if weights != "DEFAULT" else \
-            torchvision.models.get_model_weights(name).DEFAULT
-    except KeyError as err:
-        raise UserError(f"unknown weights {weights!r} for {name}: expected None or 'DEFAULT'") from err
-
-
 def build_backbone(name: str, weights: str | None = None) -> tuple[nn.Module, int]:
-    """(f_theta, feature width): the torchvision network with its ImageNet classifier removed."""
+    """(f_theta, feature width): the torchvision network with its ImageNet classifier removed.
+
+    ``weights``: ``None`` (random init), ``"DEFAULT"`` (torchvision's ImageNet weights), or a weights
+    file. The file is found and read by :mod:`paper_repro.weights` (torch hub's cache or
+    ``$PAPER_REPRO_BACKBONE_WEIGHTS``; never downloaded, never unpickled), not by torchvision's own
+    loader, which unpickles it with ``weights_only=False``.
+    """
     if name not in BACKBONES:
         raise UserError(f"unknown backbone {name!r}: expected one of {', '.join(BACKBONES)}")
-    spec = _weights(name, weights)
     net = getattr(torchvision.models, name)(weights=None)
-    if spec is not None:
-        cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(spec.url).name
-        try:
-            net.load_state_dict(spec.get_state_dict(progress=False, check_hash=False))
-        except Exception as err:  # noqa: BLE001 - offline: URLError / OSError from the download
-            raise UserError(f"{name} weights={weights!r}: ImageNet weights not found at {cached} and not "
-                            f"downloadable ({type(err).__name__}); put the file there or use weights=None") from err
+    if weights is not None:
+        state, path = torchvision_state_dict(name, weights)
+        load_state(net, state, path)
     if name == "resnet34":
         width, net.fc = net.fc.in_features, nn.Identity()
     else:

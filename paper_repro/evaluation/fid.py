@@ -10,8 +10,9 @@ torchmetrics' :class:`~torchmetrics.image.fid.FrechetInceptionDistance` computes
 
 - :class:`InceptionV3Features` - the standard: Inception-v3 pool3 (2048-d), the network of the
   paper's numbers, through torchmetrics/torch-fidelity. Needs its weights file
-  (``weights-inception-2015-12-05-6726825d.pth``); offline it cannot be downloaded, and asking for
-  it then raises :class:`InceptionUnavailable` with what to do.
+  (``weights-inception-2015-12-05-6726825d.pth``, found by :func:`paper_repro.weights.locate_inception`
+  and read without unpickling); offline it cannot be downloaded, and asking for it then raises
+  :class:`~paper_repro.weights.WeightsMissing` saying where to put it and how to fetch it.
 - :class:`InDomainFeatures` - the offline default: a small CNN trained here to classify the
   CODEBRIM labels of the training split (6 multi-label outputs), features = its 64-d global-average
   pooled last layer. Trained once per (data, size, seed) and cached with ``cached_run_dir``.
@@ -25,7 +26,7 @@ disjoint random halves of the real defect samples.
 """
 from __future__ import annotations
 
-import os
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -33,21 +34,20 @@ from typing import Iterable, Sequence
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
-from torchmetrics.image.fid import FrechetInceptionDistance
+from torchmetrics.image.fid import FrechetInceptionDistance, NoTrainInceptionV3
 from tqdm.auto import tqdm
 
 from paper_repro.config import get_config
 from paper_repro.data.codebrim import CODEBRIM
 from paper_repro.data.roots import DataSource
-from paper_repro.errors import UserError
 from paper_repro.runs.checkpoints import load_weights, save_checkpoint
 from paper_repro.runs.folders import cached_run_dir, write_run_config
+from paper_repro.weights import (INCEPTION_WEIGHTS_FILE, WeightsMissing, WeightsRefused, locate_inception,
+                                 one_line_reason, read_state_dict)
 
-INCEPTION_WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"  # torch-fidelity's pool3 weights
 
-
-class InceptionUnavailable(UserError):
-    """Inception-v3 FID was asked for, but torch-fidelity or its weights file is missing."""
+class InceptionUnavailable(WeightsMissing):
+    """Inception-v3 FID was asked for, but torch-fidelity is not installed."""
 
 
 # ------------------------------------------------------------------------------------------
@@ -57,52 +57,43 @@ class InceptionV3Features(nn.Module):
     """Inception-v3 pool3 features (2048-d), the network the paper's FIDs use (torch-fidelity's port).
 
     ``weights_path``: the weights file; default: ``$PAPER_REPRO_INCEPTION_WEIGHTS``, else torch hub's
-    cache (``<torch hub dir>/checkpoints/weights-inception-2015-12-05-6726825d.pth``). Nothing is
-    downloaded unless ``allow_download=True``. The file is first read with
-    ``torch.load(weights_only=True)``, so it cannot run foreign code when torch-fidelity loads it.
+    cache (``<torch hub dir>/checkpoints/weights-inception-2015-12-05-6726825d.pth``); see
+    :func:`paper_repro.weights.locate_inception`. Nothing is downloaded. The file is read by
+    :func:`paper_repro.weights.read_state_dict` (no unpickling) and handed over as tensors
+    (:func:`inception_network`).
     """
 
     name = "inception-v3 (pool3, 2048-d)"
     num_features = 2048
 
-    def __init__(self, weights_path: str | Path | None = None, allow_download: bool = False):
+    def __init__(self, weights_path: str | Path | None = None):
         super().__init__()
-        try:
-            from torchmetrics.image.fid import NoTrainInceptionV3
-        except (ImportError, ModuleNotFoundError) as err:
-            raise InceptionUnavailable(
-                "Inception-v3 FID needs torch-fidelity (pip install torch-fidelity)") from err
-        path = find_inception_weights(weights_path)
-        if path is None and not allow_download:
-            raise InceptionUnavailable(
-                f"Inception-v3 weights not found: put {INCEPTION_WEIGHTS_FILE} (torch-fidelity release "
-                f"v0.2.0) in torch hub's cache (torch.hub.get_dir()/checkpoints) or point "
-                f"$PAPER_REPRO_INCEPTION_WEIGHTS at it")
-        if path is not None:
-            try:
-                torch.load(path, map_location="cpu", weights_only=True)  # tensors only, or refuse
-            except Exception as err:  # noqa: BLE001 - any failure means: not a plain weights file
-                raise InceptionUnavailable(f"{path}: not a readable Inception-v3 weights file ({err})") from err
-        try:
-            self.net = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"],
-                                          feature_extractor_weights_path=str(path) if path else None)
-        except Exception as err:  # noqa: BLE001 - a failed download surfaces as URLError/OSError
-            raise InceptionUnavailable(f"Inception-v3 weights could not be loaded ({err})") from err
+        path = locate_inception(weights_path)
+        self.net = inception_network(read_state_dict(path), source=path)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net((images.clamp(0, 1) * 255).round().to(torch.uint8)).reshape(len(images), -1)
 
 
-def find_inception_weights(weights_path: str | Path | None = None) -> Path | None:
-    """The Inception-v3 weights file to use, or ``None`` when there is none on this machine."""
-    candidates = [weights_path, os.environ.get("PAPER_REPRO_INCEPTION_WEIGHTS"),
-                  Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_WEIGHTS_FILE]
-    for candidate in candidates:
-        if candidate and Path(candidate).expanduser().is_file():
-            return Path(candidate).expanduser()
-    if weights_path:
-        raise InceptionUnavailable(f"{weights_path}: no such Inception-v3 weights file")
-    return None
+def inception_network(state: dict[str, torch.Tensor], source: str | Path = "Inception-v3 weights") -> nn.Module:
+    """torchmetrics' ``NoTrainInceptionV3`` (torch-fidelity's network) holding the tensors ``state``.
+
+    torch-fidelity's constructor reads its weights itself, always unpickling them
+    (``torch.load(path, weights_only=False)``, torch-fidelity 0.4.0 feature_extractor_inceptionv3.py
+    lines 90-100; from the web through torch hub when no path is given). So it is never given a
+    user's file: it gets an in-memory ``torch.save`` of ``state``, tensors already read safely, bytes
+    written here and nowhere else. ``torch.load`` takes a file object as well as a path.
+    """
+    saved = io.BytesIO()
+    torch.save(dict(state), saved)
+    saved.seek(0)
+    try:
+        return NoTrainInceptionV3(name="inception-v3-compat", features_list=[str(InceptionV3Features.num_features)],
+                                  feature_extractor_weights_path=saved)
+    except ModuleNotFoundError as err:  # torchmetrics defines the class, torch-fidelity is missing
+        raise InceptionUnavailable("Inception-v3 FID needs torch-fidelity (pip install torch-fidelity)") from err
+    except RuntimeError as err:  # the strict load_state_dict: not Inception-v3's tensors
+        raise WeightsRefused(f"{source}: does not fit torch-fidelity's Inception-v3: {one_line_reason(err)}") from None
 
 
 def small_cnn(widths: Sequence[int] = (16, 32, 64, 64)) -> nn.Sequential:
@@ -215,8 +206,10 @@ def in_domain_extractor(codebrim: DataSource, image_size: int, scale: str, seed:
 
 def resolve_extractor(kind: str, *, codebrim: DataSource | None = None, image_size: int = 128,
                       scale: str = "smoke", seed: int = 42, progress: bool = True) -> nn.Module:
-    """``"inception"`` (or raise :class:`InceptionUnavailable`), ``"in-domain"``, ``"random"``, or
-    ``"auto"``: Inception-v3 when its weights are on this machine, else the in-domain CNN, saying so."""
+    """``"inception"`` (or raise :class:`~paper_repro.weights.WeightsMissing`), ``"in-domain"``,
+    ``"random"``, or ``"auto"``: Inception-v3 when its weights are on this machine, else the in-domain
+    CNN, saying so. A weights file that is there but refused (pickled code, corrupt) is an error even
+    for ``"auto"``: falling back would hide it."""
     if kind == "inception":
         return InceptionV3Features()
     if kind == "random":
@@ -226,7 +219,7 @@ def resolve_extractor(kind: str, *, codebrim: DataSource | None = None, image_si
     if kind == "auto":
         try:
             return InceptionV3Features()
-        except InceptionUnavailable as err:
+        except WeightsMissing as err:
             print(f"FID: Inception-v3 unavailable ({err}).\nFID: using the in-domain extractor instead; "
                   "its values are not on the paper's scale, compare orderings only.")
     if codebrim is None:
@@ -292,7 +285,7 @@ def ideal_synthesizer_fid(real: torch.Tensor, extractor: nn.Module, seed: int = 
 
 __all__ = [
     "INCEPTION_WEIGHTS_FILE", "InceptionUnavailable", "InceptionV3Features",
-    "find_inception_weights", "small_cnn", "RandomConvFeatures", "InDomainFeatures", "ExtractorConfig",
+    "inception_network", "small_cnn", "RandomConvFeatures", "InDomainFeatures", "ExtractorConfig",
     "train_in_domain_features", "in_domain_extractor", "resolve_extractor", "FIDScore", "fid",
     "split_halves", "ideal_synthesizer_fid",
 ]
