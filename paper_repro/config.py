@@ -333,7 +333,15 @@ DRY_RUN_CAPS: dict[str, dict[str, Any]] = {
 }
 DRY_RUN_ENV = "PAPER_REPRO_DRY_RUN"     # set by `reproduce --dry-run` for the chapters it runs
 PRECISION_ENV = "PAPER_REPRO_PRECISION"  # set by `reproduce --precision`: every training run's precision
+TINY_SD_MODEL = "tiny"  # SDGM's offline, randomly initialised pipeline (tests); not a checkpoint on disk
 SD_MODEL_ENV = "PAPER_REPRO_SD_MODEL"    # set by `reproduce --sd-model` or a chapter's sd_model: SDGM's checkpoint
+
+
+def sd_model_for(cfg: "DADNetConfig", override: str | None = None) -> str:
+    """The SDGM checkpoint a DADNet run uses: ``override`` (``--sd-model``), else ``$PAPER_REPRO_SD_MODEL``
+    (which a chapter's ``sd_model`` parameter and ``reproduce --sd-model`` set), else the scale's
+    ``cfg.sd_model_id`` (the real Stable Diffusion inpainting at ``full``)."""
+    return override or os.environ.get(SD_MODEL_ENV) or cfg.sd_model_id
 
 
 def dry_run_active() -> bool:
@@ -378,6 +386,6 @@ def config_table(profile: str) -> list[dict[str, Any]]:
 __all__ = [
     "SCALES", "DEFAULT_SEED", "check_scale", "default_scale", "cache_dir",
     "DefectGANConfig", "DetectionConfig", "DADNetConfig", "GANTablesConfig", "BaselinesConfig",
-    "BundledDataConfig", "PROFILES", "PROFILE_BASES", "DRY_RUN_CAPS", "DRY_RUN_ENV", "PRECISION_ENV", "SD_MODEL_ENV",
-    "dry_run_active", "scale_overrides", "get_config", "config_table",
+    "BundledDataConfig", "PROFILES", "PROFILE_BASES", "DRY_RUN_CAPS", "DRY_RUN_ENV", "PRECISION_ENV", "SD_MODEL_ENV", "TINY_SD_MODEL",
+    "sd_model_for", "dry_run_active", "scale_overrides", "get_config", "config_table",
 ]

@@ -19,7 +19,7 @@ import torch
 from paper_repro.book.preflight import PreflightFailed, check_full_batch
 from paper_repro.book.reproduce import chapter_environment
 from paper_repro.cli import main
-from paper_repro.config import DRY_RUN_ENV, PRECISION_ENV, SD_MODEL_ENV, get_config
+from paper_repro.config import DRY_RUN_ENV, PRECISION_ENV, SD_MODEL_ENV, get_config, sd_model_for
 from paper_repro.dadnet import trainer as dadnet_trainer
 from paper_repro.dadnet.pseudo import PseudoAnomalies, sdgm_bank
 from paper_repro.data.roots import resolve_data
@@ -61,9 +61,9 @@ def test_full_dadnet_sdgm_asks_for_sd_model_id_not_the_tiny_model(monkeypatch):
             run()
     assert asked == [full.sd_model_id] * 2 == ["stable-diffusion-v1-5/stable-diffusion-inpainting"] * 2
     # the flag, then the environment (a chapter's sd_model parameter sets it), then the scale's default
-    assert dadnet_trainer.sd_model_for(full, "/models/sd") == "/models/sd"
+    assert sd_model_for(full, "/models/sd") == "/models/sd"
     monkeypatch.setenv(SD_MODEL_ENV, "/env/sd")
-    assert dadnet_trainer.sd_model_for(full) == "/env/sd"
+    assert sd_model_for(full) == "/env/sd"
     assert get_config("dadnet", "smoke").sd_model_id == "tiny"
 
 

@@ -8,11 +8,12 @@ no ``--data-root`` is given, as the chapters would).
 """
 from __future__ import annotations
 
-from paper_repro.config import get_config
+from paper_repro.config import TINY_SD_MODEL, get_config, sd_model_for
 from paper_repro.data.mvtec import categories as categories_in
 from paper_repro.data.roots import resolve_data
 from paper_repro.errors import UserError
 from paper_repro.runs.devices import resolve_device
+from paper_repro.weights import locate_inception, locate_stable_diffusion, locate_timm
 
 
 class PreflightFailed(UserError):
@@ -49,6 +50,28 @@ def data_problems(data_root: str | None, seed: int) -> list[str]:
     return problems
 
 
+def weight_problems(sd_model: str | None) -> list[str]:
+    """One line per weight file the full chapters load and this machine lacks: SDGM's Stable Diffusion
+    checkpoint, Inception-v3 for the FIDs, the baselines' ImageNet backbones (timm)."""
+    checks = []
+    model = sd_model_for(get_config("dadnet", "full"), sd_model)
+    if model != TINY_SD_MODEL:
+        checks.append(lambda: locate_stable_diffusion(model))
+    if get_config("gan_tables", "full").fid_features == "inception":
+        checks.append(locate_inception)
+    plan = get_config("baselines", "full")
+    if plan.pretrained:
+        for backbone in dict.fromkeys((plan.backbone, plan.rd_backbone)):
+            checks.append(lambda backbone=backbone: locate_timm(backbone))
+    problems = []
+    for check in checks:
+        try:
+            check()
+        except UserError as err:
+            problems.append(str(err))
+    return problems
+
+
 def device_problems(devices: list[str]) -> list[str]:
     problems = []
     for device in devices:
@@ -61,9 +84,10 @@ def device_problems(devices: list[str]) -> list[str]:
 
 def check_full_batch(data_root: str | None, devices: list[str], seed: int, sd_model: str | None = None) -> None:
     """Raise :class:`PreflightFailed` listing everything the full batch needs and this machine lacks."""
-    problems = device_problems(devices) + data_problems(data_root, seed)
+    problems = device_problems(devices) + data_problems(data_root, seed) + weight_problems(sd_model)
     if problems:
         raise PreflightFailed(problems)
 
 
-__all__ = ["PreflightFailed", "needed_categories", "data_problems", "device_problems", "check_full_batch"]
+__all__ = ["PreflightFailed", "needed_categories", "data_problems", "weight_problems", "device_problems",
+           "check_full_batch"]

@@ -42,7 +42,8 @@ def register(subparsers) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from paper_repro.dadnet.trainer import pseudo_anomalies, sd_model_for, train
+    from paper_repro.config import sd_model_for
+    from paper_repro.dadnet.trainer import pseudo_anomalies, train
     from paper_repro.data.roots import resolve_data
     from paper_repro.runs.folders import run_lock
 

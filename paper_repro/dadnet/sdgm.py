@@ -44,12 +44,12 @@ from tqdm.auto import tqdm
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from paper_repro.compose import compose
-from paper_repro.config import cache_dir
+from paper_repro.config import TINY_SD_MODEL, cache_dir
 from paper_repro.errors import UserError
 from paper_repro.weights import (SD_EXCLUDE, SD_INCLUDE, WeightsMissing, is_repo_id, locate_stable_diffusion,
                                  one_line_reason, sd_variants)
 
-TINY = "tiny"
+TINY = TINY_SD_MODEL
 
 # §3.2: four defect semantics per category, set in advance. MVTec AD's eight categories of Tables
 # 1-3 and the bundled synthetic surfaces; other categories get generic prompts.

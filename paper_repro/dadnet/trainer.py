@@ -12,13 +12,12 @@ pseudo-anomalies of epoch e are drawn from generators keyed by the seed and e).
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
-from paper_repro.config import SD_MODEL_ENV
+from paper_repro.config import sd_model_for
 from paper_repro.dadnet.losses import focal_loss, reconstruction_loss
 from paper_repro.dadnet.networks import DADNet, predicted_mask
 from paper_repro.dadnet.pseudo import PseudoAnomalies, load_normals, sdgm_bank
@@ -67,13 +66,6 @@ def train_step(cfg, recon, disc, opts, scalers, image, anomalous, mask, precisio
     for name, loss in (("reconstructive", loss_rec), ("discriminative", loss_focal)):
         optimizer_step(loss, opts[name], scalers[name])
     return loss_rec, loss_focal
-
-
-def sd_model_for(cfg, override: str | None = None) -> str:
-    """The SDGM checkpoint a run uses: ``override`` (``--sd-model``), else ``$PAPER_REPRO_SD_MODEL`` (which a
-    chapter's ``sd_model`` parameter and ``reproduce --sd-model`` set), else the scale's ``cfg.sd_model_id``
-    (the real Stable Diffusion inpainting at ``full``)."""
-    return override or os.environ.get(SD_MODEL_ENV) or cfg.sd_model_id
 
 
 def pseudo_anomalies(cfg, root: Path, category: str, pseudo: str, sd_model: str | None = None,
@@ -201,5 +193,5 @@ def trained_run(cfg, source: DataSource, category: str, *, pseudo: str = "dgm", 
 
 
 __all__ = ["PSEUDO_SOURCES", "build_model", "reconstruction_at_inference", "train_step",
-           "sd_model_for", "pseudo_anomalies", "train", "pseudo_anomaly_grid", "config_from_run", "load_model",
+           "pseudo_anomalies", "train", "pseudo_anomaly_grid", "config_from_run", "load_model",
            "trained_run"]
