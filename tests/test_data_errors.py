@@ -2,6 +2,8 @@
 as a UserError, from ``python -m paper_repro data ...`` as one stderr line, exit status 2, no traceback."""
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import shutil
 import subprocess
@@ -12,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from paper_repro.cli import main
 from paper_repro.data import CODEBRIM, MVTecAD, NormalPool
 from paper_repro.errors import UserError
 
@@ -48,9 +51,11 @@ def one_line_naming(err: pytest.ExceptionInfo, path: Path) -> str:
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "paper_repro", "data", *args], capture_output=True, text=True,
-                          env=env, cwd=REPO, timeout=300)
+    """``python -m paper_repro data ...`` in this process (its import of torch costs seconds a process)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["data", *args])
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 def assert_cli_error(result: subprocess.CompletedProcess, *needles: str) -> None:
@@ -178,7 +183,10 @@ def test_corrupt_codebrim_image(codebrim):
 
 # ---- the CLI -----------------------------------------------------------------------------------
 def test_cli_unknown_layout(tmp_path):
-    result = run_cli("synth", "--out", str(tmp_path / "x"), "--layout", "kitti")
+    """Through the real entry point once: ``python -m paper_repro`` prints the one line and exits 2."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    result = subprocess.run([sys.executable, "-m", "paper_repro", "data", "synth", "--out", str(tmp_path / "x"),
+                             "--layout", "kitti"], capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
     assert_cli_error(result, "kitti", "mvtec", "codebrim")
     assert not (tmp_path / "x").exists()
 

@@ -80,11 +80,18 @@ def image_size(path: Path) -> tuple[int, int]:
         return im.size
 
 
-def read_image(path: Path, mode: str = "RGB") -> Image.Image:
+def read_image(path: Path, mode: str = "RGB", at_least: tuple[int, int] | None = None) -> Image.Image:
     """Decode ``path`` completely as an 8-bit picture in ``mode`` (``"RGB"`` or ``"L"``); grayscale
-    becomes 3-channel for RGB. One UserError naming the file for anything that cannot be read so."""
+    becomes 3-channel for RGB. One UserError naming the file for anything that cannot be read so.
+
+    ``at_least`` ``(width, height)`` lets a JPEG decoder skip detail nobody will see: it decodes at the
+    smallest DCT scale (1/2, 1/4 or 1/8) still at least that large (Pillow's ``Image.draft``), so the
+    picture may be smaller than the stored one; other formats ignore it.
+    """
     with open_image(path) as im:
         try:
+            if at_least is not None:
+                im.draft(None, at_least)
             im.load()
             picture = _eight_bit(im, path)
             if picture.mode == "PA" or (picture.mode == "P" and "transparency" in picture.info):
