@@ -219,10 +219,6 @@ class BundledDataConfig:
     n_test: int = 25
     codebrim_train: int = 3000
     codebrim_test: int = 300
-    # A miniature of CODEBRIM's original photographs (4:3 JPEGs with annotated defect boxes, 6 x size
-    # high) inside the codebrim layout, for Defect-GAN's extra normals at full. Smaller scales draw
-    # procedural normals (DefectGANConfig.extra_normals_source) and write none.
-    codebrim_originals: int = 16
 
 
 # --------------------------------------------------------------------------------------------
@@ -295,9 +291,8 @@ PROFILES: dict[str, tuple[type, dict[str, dict[str, Any]]]] = {
         "full": {},
     }),
     "bundled_data": (BundledDataConfig, {
-        "smoke": dict(size=64, n_train=12, n_test=3, codebrim_train=48, codebrim_test=12, codebrim_originals=0),
-        "demo": dict(size=128, n_train=160, n_test=30, codebrim_train=720, codebrim_test=90,
-                     codebrim_originals=0),
+        "smoke": dict(size=64, n_train=12, n_test=3, codebrim_train=48, codebrim_test=12),
+        "demo": dict(size=128, n_train=160, n_test=30, codebrim_train=720, codebrim_test=90),
         "full": {},
     }),
 }

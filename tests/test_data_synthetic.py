@@ -140,7 +140,7 @@ def test_codebrim_labels_are_multi_label():
 def test_bundled_root_caches_by_layout_scale_seed_version_and_sizes(monkeypatch, tmp_path):
     monkeypatch.setenv("PAPER_REPRO_CACHE", str(tmp_path))
     monkeypatch.setitem(PROFILES["bundled_data"][1], "smoke", dict(size=24, n_train=2, n_test=1, codebrim_train=6,
-                                                                     codebrim_test=3, codebrim_originals=0))
+                                                                     codebrim_test=3))
     root = synthetic.bundled_root("mvtec", "smoke", seed=5)
     assert root.parent == tmp_path / "data"
     info = json.loads((root / "SYNTHETIC.json").read_text())
@@ -156,7 +156,7 @@ def test_bundled_root_caches_by_layout_scale_seed_version_and_sizes(monkeypatch,
     assert newer != root and (newer / "SYNTHETIC.json").is_file()
     # a changed size profile gets its own folder instead of the stale one
     monkeypatch.setitem(PROFILES["bundled_data"][1], "smoke", dict(size=24, n_train=2, n_test=2, codebrim_train=6,
-                                                                     codebrim_test=3, codebrim_originals=0))
+                                                                     codebrim_test=3))
     resized = synthetic.bundled_root("mvtec", "smoke", seed=5)
     assert resized != newer and json.loads((resized / "SYNTHETIC.json").read_text())["n_test"] == 2
 
@@ -193,7 +193,7 @@ def test_a_set_another_process_finished_first_is_kept(monkeypatch, tmp_path):
     # second must not replace the first one's folder, which the first may already be reading.
     monkeypatch.setenv("PAPER_REPRO_CACHE", str(tmp_path))
     monkeypatch.setitem(PROFILES["bundled_data"][1], "smoke", dict(size=24, n_train=2, n_test=1, codebrim_train=6,
-                                                                     codebrim_test=3, codebrim_originals=0))
+                                                                     codebrim_test=3))
     real = synthetic.write_mvtec
     first: dict[str, object] = {}
 

@@ -51,6 +51,9 @@ MIN_SIZE, MAX_SIZE = 16, 4096  # image sides the generator draws (defects need r
 # (photographs 3456 px high and more, crops resized to 128 px) they are 2.7-7 crops wide; the miniature
 # is smaller to stay quick to write.
 ORIGINALS_SCALE = 6
+# Photographs in the bundled CODEBRIM-layout set when the scale's Defect-GAN profile crops its extra
+# normals from original photographs (extra_normals_source "original", i.e. at full); none otherwise.
+BUNDLED_ORIGINALS = 16
 
 CODEBRIM_DEFECTS = ("crack", "spallation", "efflorescence", "exposed_bars", "corrosion_stain")
 
@@ -448,14 +451,17 @@ def bundled_root(layout: str, scale: str, seed: int = 42) -> Path:
     :data:`GENERATOR_VERSION` and the sizes (so a changed ``bundled_data`` profile is never served
     from an old folder); later calls (from any chapter or process) return the cached folder.
     The MVTec layout holds every category of :data:`BUNDLED_CATEGORIES`
-    (``carpet, leather, tile, wood, metal, concrete``).
+    (``carpet, leather, tile, wood, metal, concrete``). The CODEBRIM layout also holds
+    :data:`BUNDLED_ORIGINALS` photographs in ``original_dataset/`` at the scales whose Defect-GAN profile
+    crops its extra normals from them (``full``).
     """
     if layout not in LAYOUTS:
         raise UserError(f"unknown layout {layout!r}: expected one of {', '.join(LAYOUTS)}")
     sizes = get_config("bundled_data", scale)
     n_train, n_test = ((sizes.n_train, sizes.n_test) if layout == "mvtec"
                        else (sizes.codebrim_train, sizes.codebrim_test))
-    n_originals = sizes.codebrim_originals if layout == "codebrim" else 0
+    crops_originals = get_config("defect_gan", scale).extra_normals_source == "original"
+    n_originals = BUNDLED_ORIGINALS if layout == "codebrim" and crops_originals else 0
     name = f"{layout}-{scale}-seed{int(seed)}-v{GENERATOR_VERSION}-{sizes.size}px-{n_train}-{n_test}"
     name += f"-originals{n_originals}" if n_originals else ""
     root = cache_dir() / "data" / name
@@ -474,7 +480,7 @@ def bundled_root(layout: str, scale: str, seed: int = 42) -> Path:
 
 
 __all__ = [
-    "GENERATOR_VERSION", "GENERATOR", "MARKER", "ORIGINALS_SCALE", "CODEBRIM_DEFECTS", "BUNDLED_CATEGORIES", "LAYOUTS",
+    "GENERATOR_VERSION", "GENERATOR", "MARKER", "ORIGINALS_SCALE", "BUNDLED_ORIGINALS", "CODEBRIM_DEFECTS", "BUNDLED_CATEGORIES", "LAYOUTS",
     "FAMILIES", "render", "normal_image", "codebrim_defect_set", "codebrim_labels", "write_mvtec",
     "write_codebrim", "write_codebrim_originals", "is_generated_set", "check_counts", "check_out",
     "synthesize", "bundled_root",
