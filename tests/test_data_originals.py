@@ -61,11 +61,13 @@ def test_the_miniature_archive_has_the_published_layout(originals):
 
 def test_annotations_are_read_by_name_and_otherwise_by_position(tmp_path):
     xml = tmp_path / "a.xml"
-    by_name = f"<object>{DEFECT}<bndbox><ymin>20</ymin><xmin>10</xmin><ymax>40.0</ymax><xmax>30</xmax></bndbox></object>"
-    positional = f"<object>{DEFECT.lower()}<bndbox><left>1</left><top>2</top><right>3</right><bottom>4</bottom>" \
-                 f"</bndbox></object>"
-    no_block = "<object><name>crack</name><bndbox><xmin>5</xmin><ymin>5</ymin><xmax>9</xmax><ymax>9</ymax></bndbox></object>"
-    background = f"<object>{BACKGROUND}<bndbox><xmin>0</xmin><ymin>0</ymin><xmax>50</xmax><ymax>50</ymax></bndbox></object>"
+    def obj(block: str, box: str) -> str:
+        return f"<object>{block}<bndbox>{box}</bndbox></object>"
+
+    by_name = obj(DEFECT, "<ymin>20</ymin><xmin>10</xmin><ymax>40.0</ymax><xmax>30</xmax>")
+    positional = obj(DEFECT.lower(), "<left>1</left><top>2</top><right>3</right><bottom>4</bottom>")
+    no_block = obj("<name>crack</name>", "<xmin>5</xmin><ymin>5</ymin><xmax>9</xmax><ymax>9</ymax>")
+    background = obj(BACKGROUND, "<xmin>0</xmin><ymin>0</ymin><xmax>50</xmax><ymax>50</ymax>")
     xml.write_text(annotation(by_name + positional + no_block + background))
     # defect boxes only; a Background-only box is not avoided; an object without a Defect block is
     assert read_boxes(xml) == ((10, 20, 30, 40), (1, 2, 3, 4), (5, 5, 9, 9))

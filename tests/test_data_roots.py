@@ -82,8 +82,8 @@ def test_a_category_folder_given_as_the_root_gets_a_hint(mvtec_tar, tmp_path):
 @pytest.mark.parametrize("where", ["readme-folder", "one-level-deeper", "directly"])
 def test_codebrim_zip_is_found_however_it_was_unpacked(codebrim_zip, tmp_path, where):
     data = tmp_path / "data"
-    into = {"readme-folder": data / "CODEBRIM", "one-level-deeper": data / "CODEBRIM" / "CODEBRIM_classification_dataset",
-            "directly": data}[where]
+    into = {"readme-folder": data / "CODEBRIM", "directly": data,
+            "one-level-deeper": data / "CODEBRIM" / "CODEBRIM_classification_dataset"}[where]
     root = unpack_codebrim(codebrim_zip, into)
     for given in {data, into, root}:
         source = resolve_data(given, "codebrim", "smoke")
@@ -153,3 +153,19 @@ def test_what_was_looked_for_is_named_when_nothing_is_found(mvtec_tar, tmp_path)
 def test_none_is_the_bundled_set():
     source = resolve_data(None, "codebrim", "smoke")
     assert source.bundled and source.data_root is None and source.key == "bundled-codebrim-smoke-seed42"
+
+
+# ---- the trainers' --data go through the same resolver ---------------------------------------------
+def test_both_trainers_resolve_data_like_data_root(mvtec_tar, codebrim_zip, tmp_path, capsys):
+    """Each trainer stops at its first check after resolving, and names the folder it resolved to."""
+    data = tmp_path / "data"
+    mvtec = unpack_mvtec(mvtec_tar, data / "mvtec_anomaly_detection" / "mvtec_anomaly_detection")
+    codebrim = unpack_codebrim(codebrim_zip, data / "CODEBRIM" / "CODEBRIM_classification_dataset")
+    out = str(tmp_path / "run")
+    assert main(["dadnet", "train", "--data", str(data), "--category", "bogus", "--scale", "smoke",
+                 "--out", out]) == 2
+    assert f"{mvtec.resolve() / 'bogus'}: category 'bogus' not found" in capsys.readouterr().err
+    # smoke draws procedural extra normals, which a real CODEBRIM refuses: after resolving, before training
+    assert main(["defect-gan", "train", "--data", str(data), "--scale", "smoke", "--out", out]) == 2
+    assert f"{codebrim.resolve()}: extra_normals_source 'procedural'" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

@@ -27,6 +27,6 @@ from paper_repro.data.synthetic import BUNDLED_CATEGORIES, GENERATOR_VERSION, bu
 
 __all__ = [
     "resolve_data", "DataSource", "find_dataset_root", "find_originals", "bundled_root", "MVTecAD", "CODEBRIM",
-    "CODEBRIM_CLASSES", "NormalPool", "CODEBRIMOriginals", "DefectFreeCrops", "MVTEC_CATEGORIES", "BUNDLED_CATEGORIES", "GENERATOR_VERSION",
-    "synthesize",
+    "CODEBRIM_CLASSES", "NormalPool", "CODEBRIMOriginals", "DefectFreeCrops", "MVTEC_CATEGORIES",
+    "BUNDLED_CATEGORIES", "GENERATOR_VERSION", "synthesize",
 ]

@@ -48,8 +48,9 @@ class MVTecAD(Dataset):
     ``None`` keeps the file's size. ``normalize`` is None, ``"imagenet"`` or ``(mean, std)``.
 
     Construction checks the layout and the headers of every file (cheap): a missing root or
-    category, a ``train/good`` with fewer than :data:`MIN_TRAIN_IMAGES` images, a test image without its mask, a mask whose size differs from
-    its image, or a file that is not an image each raise one :class:`UserError` naming the path.
+    category, a ``train/good`` with fewer than :data:`MIN_TRAIN_IMAGES` images, a test image without
+    its mask, a mask whose size differs from its image, or a file that is not an image (or too large,
+    or of an unsupported mode) each raise one :class:`UserError` naming the path.
     """
 
     def __init__(self, root: str | Path, category: str, split: str = "train", image_size: int | None = 256,

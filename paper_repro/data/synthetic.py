@@ -480,7 +480,8 @@ def bundled_root(layout: str, scale: str, seed: int = 42) -> Path:
 
 
 __all__ = [
-    "GENERATOR_VERSION", "GENERATOR", "MARKER", "ORIGINALS_SCALE", "BUNDLED_ORIGINALS", "CODEBRIM_DEFECTS", "BUNDLED_CATEGORIES", "LAYOUTS",
+    "GENERATOR_VERSION", "GENERATOR", "MARKER", "ORIGINALS_SCALE", "BUNDLED_ORIGINALS", "CODEBRIM_DEFECTS",
+    "BUNDLED_CATEGORIES", "LAYOUTS",
     "FAMILIES", "render", "normal_image", "codebrim_defect_set", "codebrim_labels", "write_mvtec",
     "write_codebrim", "write_codebrim_originals", "is_generated_set", "check_counts", "check_out",
     "synthesize", "bundled_root",
