@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -220,3 +221,19 @@ def test_cli_synth_writes_the_layout(tmp_path):
     assert_cli_error(again, str(out), "--force")
     ok = run_cli("check", "--root", str(out), "--layout", "mvtec")
     assert ok.returncode == 0 and "ok:" in ok.stdout
+
+
+def test_duplicate_records_warn_only_when_their_labels_differ(codebrim):
+    xml = codebrim / "metadata" / "defects.xml"
+    text = xml.read_text()
+    first = text[text.index("  <Defect "):text.index("</Defect>") + len("</Defect>")]
+    name = first.split('"')[1]
+    xml.write_text(text.replace("</Annotation>", first + "\n</Annotation>"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        CODEBRIM(codebrim, "train")  # the same record twice: quiet
+    crack = "<Crack>1</Crack>" if "<Crack>0</Crack>" in first else "<Crack>0</Crack>"
+    other = first.replace("<Crack>0</Crack>", crack).replace("<Crack>1</Crack>", crack)
+    xml.write_text(text.replace("</Annotation>", other + "\n</Annotation>"))
+    with pytest.warns(UserWarning, match=f"record '{name}' appears more than once with different labels"):
+        CODEBRIM(codebrim, "train")

@@ -256,3 +256,18 @@ def test_a_pool_too_large_for_memory_is_decoded_once_into_a_memory_mapped_file(r
     stamp = files[0].stat().st_mtime_ns
     load_training_data(cfg, real_codebrim, seed=3, preload_limit_bytes=0)
     assert files[0].stat().st_mtime_ns == stamp  # read, not written again
+
+
+def test_data_check_reads_every_photograph_and_names_the_unannotated(originals, tmp_path, capsys):
+    from paper_repro.cli import main
+
+    root = shutil.copytree(originals, tmp_path / "CODEBRIM" / "original_dataset")
+    (root / "annotations" / "image_0000002.xml").unlink()
+    assert main(["data", "check", "--root", str(tmp_path), "--layout", "codebrim-originals"]) == 0
+    out = capsys.readouterr().out
+    assert "1 photographs have no annotation file (e.g. image_0000002.jpg)" in out
+    assert "3 photographs" in out and "ok: 3 items" in out
+    broken = root / "images" / "image_0000003.jpg"
+    broken.write_bytes(broken.read_bytes()[:400])
+    assert main(["data", "check", "--root", str(tmp_path), "--layout", "codebrim-originals"]) == 2
+    assert str(broken) in capsys.readouterr().err
