@@ -74,6 +74,12 @@ class DefectGANConfig:
     lambda_sd_con: float = 1.0
     # §4.1/§4.2: 50,000 extra normal crops for training; 50,000 synthesized defects for Table 3.
     extra_normals: int = 50_000
+    # Where the extra normals come from (paper_repro.defect_gan.data.EXTRA_NORMALS_SOURCES). §4.1 crops
+    # them "from the original full-resolution images": "original", windows of CODEBRIM's photographs
+    # (CODEBRIM_original_images.zip) that avoid every annotated defect box. "background-recrop": the
+    # named fallback when those are absent, re-crops of train/background. "procedural": the bundled
+    # synthetic concrete, allowed only with the bundled data set (never mixed into a real one).
+    extra_normals_source: str = "original"
     n_synthesized: int = 50_000
     # Architecture: StarGAN's generator/discriminator widths (Choi et al. 2018), SPADE hidden 128.
     conv_dim: int = 64
@@ -245,8 +251,8 @@ class BundledDataConfig:
 # The paper's values are the dataclass defaults (``full``); ``smoke`` and ``demo`` override sizes and
 # counts. A profile with a base starts from the base profile's overrides at the same scale.
 _GAN_SMOKE = dict(image_size=32, batch_size=2, iterations=10, conv_dim=8, n_res_blocks=1, d_conv_dim=8,
-                  d_repeat=3, spade_hidden=16, extra_normals=16, n_synthesized=16, log_every=1,
-                  sample_every=5, checkpoint_every=5)
+                  d_repeat=3, spade_hidden=16, extra_normals=16, extra_normals_source="procedural",
+                  n_synthesized=16, log_every=1, sample_every=5, checkpoint_every=5)
 
 PROFILES: dict[str, tuple[type, dict[str, dict[str, Any]]]] = {
     # Every Defect-GAN chapter shares the run of this profile.
@@ -255,7 +261,8 @@ PROFILES: dict[str, tuple[type, dict[str, dict[str, Any]]]] = {
         # demo: sized for <= 10 min of CPU training (2 cores); 4,000 critic / 800 generator updates.
         "demo": dict(image_size=64, batch_size=4, iterations=4_000, conv_dim=16, n_res_blocks=3,
                      d_conv_dim=16, d_repeat=5, spade_hidden=32, extra_normals=2_000,
-                     n_synthesized=1_000, log_every=20, sample_every=500, checkpoint_every=500),
+                     extra_normals_source="procedural", n_synthesized=1_000, log_every=20,
+                     sample_every=500, checkpoint_every=500),
         "full": {},
     }),
     # The seven synthesizers of Defect-GAN's Tables 1-3, on one budget. At demo it is far smaller than

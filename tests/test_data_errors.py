@@ -2,16 +2,20 @@
 as a UserError, from ``python -m paper_repro data ...`` as one stderr line, exit status 2, no traceback."""
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from paper_repro.cli import main
 from paper_repro.data import CODEBRIM, MVTecAD, NormalPool
 from paper_repro.errors import UserError
 
@@ -48,9 +52,11 @@ def one_line_naming(err: pytest.ExceptionInfo, path: Path) -> str:
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "paper_repro", "data", *args], capture_output=True, text=True,
-                          env=env, cwd=REPO, timeout=300)
+    """``python -m paper_repro data ...`` in this process (its import of torch costs seconds a process)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["data", *args])
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 def assert_cli_error(result: subprocess.CompletedProcess, *needles: str) -> None:
@@ -133,14 +139,15 @@ def test_xml_that_does_not_parse(codebrim):
     one_line_naming(err, xml)
 
 
-def test_xml_names_an_absent_file(codebrim):
-    xml = codebrim / "metadata" / "background.xml"
+def test_records_of_absent_files_are_skipped_and_counted(codebrim):
+    """The published metadata lists more records than the archive holds crops (issue 16 item 3)."""
     victim = sorted((codebrim / "val" / "background").glob("*.png"))[0]
     victim.unlink()
-    with pytest.raises(UserError) as err:
-        CODEBRIM(codebrim, "train")
-    message = one_line_naming(err, xml)
-    assert victim.name in message
+    train = CODEBRIM(codebrim, "train")
+    assert len(train) == 6 and train.absent == [f"background/{victim.name}"]
+    assert "1 metadata records name files absent from the archive" in train.absent_summary()
+    assert victim.name in train.absent_summary() and "absent" in repr(train)
+    assert len(CODEBRIM(codebrim, "val")) == 2
 
 
 def test_image_without_record(codebrim):
@@ -177,7 +184,10 @@ def test_corrupt_codebrim_image(codebrim):
 
 # ---- the CLI -----------------------------------------------------------------------------------
 def test_cli_unknown_layout(tmp_path):
-    result = run_cli("synth", "--out", str(tmp_path / "x"), "--layout", "kitti")
+    """Through the real entry point once: ``python -m paper_repro`` prints the one line and exits 2."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    result = subprocess.run([sys.executable, "-m", "paper_repro", "data", "synth", "--out", str(tmp_path / "x"),
+                             "--layout", "kitti"], capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
     assert_cli_error(result, "kitti", "mvtec", "codebrim")
     assert not (tmp_path / "x").exists()
 
@@ -211,3 +221,19 @@ def test_cli_synth_writes_the_layout(tmp_path):
     assert_cli_error(again, str(out), "--force")
     ok = run_cli("check", "--root", str(out), "--layout", "mvtec")
     assert ok.returncode == 0 and "ok:" in ok.stdout
+
+
+def test_duplicate_records_warn_only_when_their_labels_differ(codebrim):
+    xml = codebrim / "metadata" / "defects.xml"
+    text = xml.read_text()
+    first = text[text.index("  <Defect "):text.index("</Defect>") + len("</Defect>")]
+    name = first.split('"')[1]
+    xml.write_text(text.replace("</Annotation>", first + "\n</Annotation>"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        CODEBRIM(codebrim, "train")  # the same record twice: quiet
+    crack = "<Crack>1</Crack>" if "<Crack>0</Crack>" in first else "<Crack>0</Crack>"
+    other = first.replace("<Crack>0</Crack>", crack).replace("<Crack>1</Crack>", crack)
+    xml.write_text(text.replace("</Annotation>", other + "\n</Annotation>"))
+    with pytest.warns(UserWarning, match=f"record '{name}' appears more than once with different labels"):
+        CODEBRIM(codebrim, "train")

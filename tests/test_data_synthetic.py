@@ -183,7 +183,7 @@ def test_synthesize_refuses_to_overwrite(tmp_path):
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "keep.txt").write_text("x")
     with pytest.raises(UserError, match="busy"):
-        synthetic.synthesize(tmp_path / "busy", "mvtec", categories=["tile"], size=24, n_train=1, n_test=1,
+        synthetic.synthesize(tmp_path / "busy", "mvtec", categories=["tile"], size=24, n_train=2, n_test=1,
                              progress=False)
     assert (tmp_path / "busy" / "keep.txt").exists()
 

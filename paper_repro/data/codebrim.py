@@ -8,13 +8,28 @@ Published layout (``classification_dataset`` of the Zenodo archive, doi 10.5281/
     <root>/metadata/background.xml                 children Background, Crack, Spallation,
                                                    Efflorescence, ExposedBars, CorrosionStain = 0/1
 
-Labels are read by **tag name**, never by child position. The *balanced* variant
-(``classification_dataset_balanced``) repeats crops under suffixed names ``<stem>_-_<k>.png``;
-these map back to the record of ``<stem>.png``. The same class reads the bundled synthetic set.
+Labels are read by **tag name**, never by child position (the authors' loader reads them by
+position, ``defect[i].text``: MrtnMndt/meta-learning-CODEBRIM, ``MetaQNN/lib/Datasets/datasets.py``;
+reading by name survives a reordered file). The *balanced* variant (``classification_dataset_balanced``)
+repeats crops under suffixed names ``<stem>_-_<k>.png``; these map back to the record of
+``<stem>.png``, as the authors' ``__getitem__`` strips ``_-_`` (same file). The same class reads the
+bundled synthetic set.
+
+What the published archive is known to hold, and how each is met (the README's "Data sets" section
+lists the sources):
+
+- metadata records whose crop is not in the archive (reported in issue 16: 7,735 records for 7,729
+  crops; third-party audits of the archive compute ``metadata_rows_without_image``; bikit's
+  ``codebrim-classif.csv`` lists 7,729 crops, split 6,481/616/632): skipped, and listed in
+  :attr:`CODEBRIM.absent`; ``python -m paper_repro data check`` prints their count;
+- an image without a record: an error (its labels are unknown);
+- the same crop recorded twice with different labels: a warning naming it (the last record is used);
+- macOS ``__MACOSX/`` trees and ``._<name>`` AppleDouble files: never read.
 """
 from __future__ import annotations
 
 import re
+import warnings
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Sequence
@@ -37,11 +52,18 @@ def record_name(path: Path) -> str:
 
 
 def find_root(root: Path) -> Path:
-    """``root`` itself if it holds ``metadata/``; else its single ``classification_dataset*`` child."""
+    """``root`` itself if it holds ``metadata/``; else its ``classification_dataset*`` child (the
+    original ``classification_dataset`` before the balanced one). Deeper searches are
+    :func:`paper_repro.data.roots.find_dataset_root`'s job."""
     if (root / "metadata").is_dir():
         return root
     children = sorted(p for p in root.glob("classification_dataset*") if (p / "metadata").is_dir())
-    return children[0] if len(children) == 1 else root
+    original = [p for p in children if p.name == "classification_dataset"]
+    return (original or children or [root])[0]
+
+
+def _classes_of(vector: list[float]) -> str:
+    return "+".join(c for c, v in zip(CODEBRIM_CLASSES, vector) if v) or "none"
 
 
 def read_metadata(xml_path: Path) -> dict[str, list[float]]:
@@ -68,6 +90,10 @@ def read_metadata(xml_path: Path) -> dict[str, list[float]]:
                 raise UserError(f"{xml_path}: record {name!r} has <{tag}> {got}; expected <{tag}>0</{tag}> "
                                 f"or <{tag}>1</{tag}>")
             vector.append(float(text))
+        if name in labels and labels[name] != vector:
+            warnings.warn(f"{xml_path}: record {name!r} appears more than once with different labels "
+                          f"({_classes_of(labels[name])}, then {_classes_of(vector)}); the last one is used",
+                          stacklevel=2)
         labels[name] = vector
     if not labels:
         raise UserError(f"{xml_path}: no <Defect name=\"...\"> records; expected one per crop")
@@ -78,14 +104,14 @@ class CODEBRIM(Dataset):
     """One CODEBRIM classification split as a multi-label torch ``Dataset``.
 
     Items are dicts: ``image`` float (3, S, S) in [0, 1] (or normalised), ``labels`` float[6] over
-    :data:`CODEBRIM_CLASSES`, ``path``. Construction parses both metadata files, checks every image
-    of every split has a record and every record names an image that exists (in some split), and
-    reads each image header; any problem is one :class:`UserError` naming the path.
+    :data:`CODEBRIM_CLASSES`, ``path``. Construction parses both metadata files, checks that every
+    image of every split has a record, and reads each image header of this split; any problem is one
+    :class:`UserError` naming the path. Records naming a crop that is in no split are skipped and
+    listed in :attr:`absent` (``"<kind>/<name>"``, sorted).
     """
 
     def __init__(self, root: str | Path, split: str = "train", image_size: int | None = 128,
-                 normalize: str | tuple[Sequence[float], Sequence[float]] | None = None,
-                 check_records: bool = True) -> None:
+                 normalize: str | tuple[Sequence[float], Sequence[float]] | None = None) -> None:
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}: expected one of {', '.join(SPLITS)}")
         given = Path(root).expanduser()
@@ -104,27 +130,27 @@ class CODEBRIM(Dataset):
         for sp in SPLITS:
             for kind in KINDS:
                 folder = self.root / sp / kind
-                files = list_images(folder) if folder.is_dir() else []
-                for path in files:
+                for path in list_images(folder) if folder.is_dir() else []:
                     name = record_name(path)
-                    on_disk[kind].add(name)
-                    if sp != split:
-                        continue
                     if name not in meta[kind]:
                         raise UserError(f"{path}: no <Defect name=\"{name}\"> record in "
                                         f"{self.root / 'metadata' / f'{kind}.xml'}; expected one per crop")
-                    self.samples.append((path, meta[kind][name]))
-        if check_records:
-            for kind in KINDS:
-                absent = sorted(set(meta[kind]) - on_disk[kind])
-                if absent and any(on_disk[k] for k in KINDS):
-                    xml = self.root / "metadata" / f"{kind}.xml"
-                    raise UserError(f"{xml}: record {absent[0]!r} names a file that is absent "
-                                    f"({len(absent)} such); expected it under <split>/{kind}/")
+                    on_disk[kind].add(name)
+                    if sp == split:
+                        self.samples.append((path, meta[kind][name]))
+        self.absent = sorted(f"{kind}/{name}" for kind in KINDS for name in set(meta[kind]) - on_disk[kind])
         if not self.samples:
             raise UserError(f"{split_dir}: no images; expected {split}/defects/*.png and {split}/background/*.png")
         for path, _ in self.samples:
             header_size(path)
+
+    def absent_summary(self) -> str:
+        """One line on the records skipped because their crop is not in the archive ("" if none)."""
+        if not self.absent:
+            return ""
+        examples = ", ".join(self.absent[:3]) + (", ..." if len(self.absent) > 3 else "")
+        return (f"{len(self.absent)} metadata records name files absent from the archive (e.g. {examples}); "
+                f"skipped")
 
     @property
     def labels(self) -> torch.Tensor:
@@ -142,7 +168,8 @@ class CODEBRIM(Dataset):
     def __repr__(self) -> str:
         counts = self.labels.sum(0).int().tolist() if self.samples else []
         per_class = ", ".join(f"{c}={n}" for c, n in zip(CODEBRIM_CLASSES, counts))
-        return f"CODEBRIM(split={self.split!r}, n={len(self)}, image_size={self.image_size}, {per_class})"
+        skipped = f", {len(self.absent)} records of absent files skipped" if self.absent else ""
+        return f"CODEBRIM(split={self.split!r}, n={len(self)}, image_size={self.image_size}, {per_class}{skipped})"
 
 
 __all__ = ["CODEBRIM_CLASSES", "SPLITS", "record_name", "find_root", "read_metadata", "CODEBRIM"]

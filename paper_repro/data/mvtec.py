@@ -26,13 +26,17 @@ MVTEC_CATEGORIES = ("bottle", "cable", "capsule", "carpet", "grid", "hazelnut", 
                     "pill", "screw", "tile", "toothbrush", "transistor", "wood", "zipper")
 TEXTURE_CATEGORIES = ("carpet", "grid", "leather", "tile", "wood")
 GRAYSCALE_CATEGORIES = ("grid", "screw", "zipper")  # stored as 1-channel PNGs; read as 3-channel
+# Every detector trained on a category normalises over a batch (BatchNorm in DADNet's U-Nets and the
+# baselines' backbones), which needs more than one image; MVTec AD's smallest train/good holds 60.
+MIN_TRAIN_IMAGES = 2
 
 
 def categories(root: str | Path) -> list[str]:
-    """Categories present under ``root`` (folders holding ``train/good`` or ``test``)."""
+    """Categories present under ``root``: folders holding ``train/good`` or ``test/good`` (so a CODEBRIM
+    folder beside them, with ``train/defects``, is not taken for one)."""
     root = Path(root)
     return sorted(p.name for p in root.iterdir()
-                  if p.is_dir() and ((p / "train").is_dir() or (p / "test").is_dir()))
+                  if p.is_dir() and ((p / "train" / "good").is_dir() or (p / "test" / "good").is_dir()))
 
 
 class MVTecAD(Dataset):
@@ -44,8 +48,9 @@ class MVTecAD(Dataset):
     ``None`` keeps the file's size. ``normalize`` is None, ``"imagenet"`` or ``(mean, std)``.
 
     Construction checks the layout and the headers of every file (cheap): a missing root or
-    category, an empty ``train/good``, a test image without its mask, a mask whose size differs from
-    its image, or a file that is not an image each raise one :class:`UserError` naming the path.
+    category, a ``train/good`` with fewer than :data:`MIN_TRAIN_IMAGES` images, a test image without
+    its mask, a mask whose size differs from its image, or a file that is not an image (or too large,
+    or of an unsupported mode) each raise one :class:`UserError` naming the path.
     """
 
     def __init__(self, root: str | Path, category: str, split: str = "train", image_size: int | None = 256,
@@ -71,6 +76,9 @@ class MVTecAD(Dataset):
             if not files:
                 raise UserError(f"{good}: no training images; expected defect-free images such as "
                                 f"{good / '000.png'}")
+            if len(files) < MIN_TRAIN_IMAGES:
+                raise UserError(f"{good}: {len(files)} training image; expected at least {MIN_TRAIN_IMAGES} "
+                                f"(detectors train on batches, and a batch of one cannot be normalised)")
             self.samples = [(p, None, "good") for p in files]
         else:
             self._collect_test(cat_dir, defect_types)
@@ -140,4 +148,5 @@ class MVTecAD(Dataset):
                 f"image_size={self.image_size}, defect_types={self.defect_types})")
 
 
-__all__ = ["MVTEC_CATEGORIES", "TEXTURE_CATEGORIES", "GRAYSCALE_CATEGORIES", "categories", "MVTecAD"]
+__all__ = ["MVTEC_CATEGORIES", "TEXTURE_CATEGORIES", "GRAYSCALE_CATEGORIES", "MIN_TRAIN_IMAGES", "categories",
+           "MVTecAD"]

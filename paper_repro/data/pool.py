@@ -1,9 +1,11 @@
-"""Extra normal (defect-free) images: Defect-GAN §4.1 adds 50,000 normal crops to its training set.
+"""Extra normal (defect-free) images from a folder or from the procedural generator.
 
-The paper gets them "by simply cropping the original full-resolution images". :class:`NormalPool`
-does the same from any folder of defect-free images (e.g. CODEBRIM's ``*/background`` crops or
-photographs of clean surfaces), or, with no folder, draws procedural surfaces on the fly — nothing is
-written to disk, so a pool of 50,000 costs nothing until it is read.
+Defect-GAN §4.1 adds 50,000 normal crops "by simply cropping the original full-resolution images";
+that source, windows of CODEBRIM's photographs that avoid the annotated defects, is
+:mod:`paper_repro.data.originals`. :class:`NormalPool` serves the two others
+(``DefectGANConfig.extra_normals_source``): ``"background-recrop"``, random square crops of any folder of
+defect-free images (by default CODEBRIM's ``train/background``), and ``"procedural"``, bundled surfaces
+drawn on the fly (nothing is written to disk, so a pool of 50,000 costs nothing until it is read).
 """
 from __future__ import annotations
 
@@ -16,10 +18,12 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from paper_repro.data.io import IMAGE_SUFFIXES, image_tensor, read_image, resolve_normalize
+from paper_repro.data.io import IMAGE_SUFFIXES, image_size as header_size, image_tensor, read_image, resolve_normalize
 from paper_repro.data.synthetic import normal_image
 from paper_repro.data.textures import FAMILIES
 from paper_repro.errors import UserError
+
+SKIPPED_FOLDERS = ("__MACOSX",)  # a macOS zip's tree of AppleDouble files, never images
 
 
 class NormalPool(Dataset):
@@ -27,7 +31,8 @@ class NormalPool(Dataset):
 
     - ``root=None``: procedural ``family`` surfaces (default ``concrete``, CODEBRIM's material),
       generated when read.
-    - ``root`` a folder: every image below it (recursively) is a source; item ``i`` is a random
+    - ``root`` a folder: every image below it (recursively; hidden files, ``._*`` AppleDouble files
+      and ``__MACOSX/`` skipped) is a source, its header checked at once; item ``i`` is a random
       square crop (side ``crop_fraction`` of the shorter image side) of source ``i mod #sources``,
       resized to ``image_size``.
 
@@ -53,10 +58,13 @@ class NormalPool(Dataset):
                             f"defect-free images")
         self.sources = sorted(p for p in self.root.rglob("*")
                               if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
-                              and not any(part.startswith(".") for part in p.relative_to(self.root).parts))
+                              and not any(part.startswith(".") or part in SKIPPED_FOLDERS
+                                          for part in p.relative_to(self.root).parts))
         if not self.sources:
             raise UserError(f"{self.root}: no images found; expected defect-free images "
                             f"({', '.join(IMAGE_SUFFIXES)}) in it or below it")
+        for path in self.sources:  # headers only: a bomb or a non-image fails here, not mid-training
+            header_size(path)
 
     def __len__(self) -> int:
         return self.n
@@ -81,7 +89,7 @@ class NormalPool(Dataset):
         return {"image": image_tensor(crop, self.image_size, self.stats), "path": str(path)}
 
     def __repr__(self) -> str:
-        source = f"{len(self.sources)} images under {self.root.name}" if self.root else f"procedural {self.family}"
+        source = f"{len(self.sources)} images under {self.root}" if self.root else f"procedural {self.family}"
         return f"NormalPool(n={self.n}, image_size={self.image_size}, source={source})"
 
 

@@ -8,7 +8,9 @@ independent of the order in which images are made, and different for another see
   defects composed onto it (:mod:`~paper_repro.data.defects`), then light and sensor noise.
 - :func:`write_mvtec` / :func:`write_codebrim` write the MVTec AD and CODEBRIM classification layouts,
   so :class:`~paper_repro.data.MVTecAD` and :class:`~paper_repro.data.CODEBRIM` read them exactly as
-  they read the real data sets.
+  they read the real data sets; :func:`write_codebrim_originals` writes a miniature of CODEBRIM's
+  original-photographs archive (large JPEGs with annotated defect boxes), which
+  :mod:`~paper_repro.data.originals` crops the extra normals from.
 - :func:`bundled_root` generates a layout once per ``(layout, scale, seed, GENERATOR_VERSION)`` under
   :func:`paper_repro.config.cache_dir` (atomically: a temporary folder renamed when complete) and
   returns its root.
@@ -32,6 +34,8 @@ from tqdm.auto import tqdm
 from paper_repro.config import cache_dir, get_config
 from paper_repro.data.defects import CODEBRIM_TAGS, paint
 from paper_repro.data.codebrim import CODEBRIM_CLASSES
+from paper_repro.data.mvtec import MIN_TRAIN_IMAGES
+from paper_repro.data.originals import WINDOW_FRACTION
 from paper_repro.data.textures import FAMILIES, illuminate
 from paper_repro.data.textures import texture
 from paper_repro.errors import UserError
@@ -39,6 +43,17 @@ from paper_repro.errors import UserError
 # Bump whenever a change to textures, defects or layouts changes the pixels or the files written:
 # cached data sets carry it in their folder name, so stale caches are never reused.
 GENERATOR_VERSION = 4
+GENERATOR = "paper_repro.data.synthetic"  # what a data set's marker names as its writer
+MARKER = "SYNTHETIC.json"  # written last into every generated set; ``--force`` replaces only such sets
+MIN_SIZE, MAX_SIZE = 16, 4096  # image sides the generator draws (defects need room; memory stays bounded)
+# The bundled original photographs are this many times the crop size high, so that their windows
+# (0.10-0.26 of the shorter side, data.originals.WINDOW_FRACTION) are 0.6-1.6 crops wide. In CODEBRIM
+# (photographs 3456 px high and more, crops resized to 128 px) they are 2.7-7 crops wide; the miniature
+# is smaller to stay quick to write.
+ORIGINALS_SCALE = 6
+# Photographs in the bundled CODEBRIM-layout set when the scale's Defect-GAN profile crops its extra
+# normals from original photographs (extra_normals_source "original", i.e. at full); none otherwise.
+BUNDLED_ORIGINALS = 16
 
 CODEBRIM_DEFECTS = ("crack", "spallation", "efflorescence", "exposed_bars", "corrosion_stain")
 
@@ -208,7 +223,7 @@ def _codebrim_job(job: tuple) -> tuple[str, str, list[int]] | None:
 
 def write_codebrim(out: Path, size: int = 128, n_train: int = 720, n_test: int = 90, n_val: int | None = None,
                    seed: int = 42, n_extra: int = 0, background_fraction: float = 1 / 3,
-                   progress: bool = True, workers: int | None = None) -> Path:
+                   n_originals: int = 0, progress: bool = True, workers: int | None = None) -> Path:
     """Write the CODEBRIM classification layout under ``out``.
 
     ``train|val|test/defects|background/image_NNNNNNN_crop_0000001.png`` and
@@ -216,9 +231,13 @@ def write_codebrim(out: Path, size: int = 128, n_train: int = 720, n_test: int =
     per crop whose children ``Background, Crack, Spallation, Efflorescence, ExposedBars,
     CorrosionStain`` hold 0/1. About a third of each split is background (as in CODEBRIM).
     ``n_extra > 0`` also writes ``extra_normal/00000.png``: further defect-free concrete.
+    ``n_originals > 0`` also writes ``original_dataset/``: photographs :data:`ORIGINALS_SCALE` times
+    ``size`` high (:func:`write_codebrim_originals`).
     """
     out = Path(out)
     n_val = n_test if n_val is None else n_val
+    if n_originals:
+        write_codebrim_originals(out, n_originals, height=ORIGINALS_SCALE * size, seed=seed)
     jobs = []
     counter = 0
     for split, n in (("train", n_train), ("val", n_val), ("test", n_test)):
@@ -241,8 +260,72 @@ def write_codebrim(out: Path, size: int = 128, n_train: int = 720, n_test: int =
     for kind, recs in records.items():
         _write_codebrim_xml(out / "metadata" / f"{kind}.xml", recs)
     _write_info(out, layout="codebrim", size=size, n_train=n_train, n_val=n_val, n_test=n_test,
-                seed=seed, n_extra=n_extra)
+                seed=seed, n_extra=n_extra, n_originals=n_originals)
     return out
+
+
+def _photograph(k: int, height: int, seed: int) -> tuple[np.ndarray, list[tuple[list[int], tuple[int, ...]]]]:
+    """Photograph ``k``: concrete with one to three defect regions, and ``(labels, box)`` per annotated object.
+
+    Every third photograph is portrait (both orientations occur in CODEBRIM). A region is as large as
+    the real annotated boxes (:data:`~paper_repro.data.originals.WINDOW_FRACTION` of the shorter side);
+    its box is the whole painted square, so a crack's soft halo stays inside it. One photograph in three
+    also carries a Background-only box, as a few real annotations do.
+    """
+    rng = _rng(seed, "codebrim-original", k)
+    long_side = height * 4 // 3
+    width, height = (height, long_side) if k % 3 == 2 else (long_side, height)
+    image = texture("concrete", rng, long_side)[:height, :width].copy()
+    objects = []
+    for _ in range(int(rng.integers(1, 4))):
+        side = int(round(min(width, height) * rng.uniform(*WINDOW_FRACTION)))
+        x, y = int(rng.integers(0, width - side + 1)), int(rng.integers(0, height - side + 1))
+        types = codebrim_defect_set(rng)
+        region = image[y:y + side, x:x + side]
+        for name in types:
+            region, _ = paint(region, name, rng)
+        image[y:y + side, x:x + side] = region
+        objects.append((codebrim_labels(types), (x, y, x + side - 1, y + side - 1)))
+    if rng.random() < 1 / 3:
+        side = int(round(min(width, height) * WINDOW_FRACTION[0]))
+        x, y = int(rng.integers(0, width - side + 1)), int(rng.integers(0, height - side + 1))
+        objects.append((codebrim_labels([]), (x, y, x + side - 1, y + side - 1)))
+    image = illuminate(rng, image)
+    image = image + rng.standard_normal(image.shape, dtype=np.float32) * np.float32(0.008)
+    return np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8), objects
+
+
+def _annotation_xml(filename: str, width: int, height: int,
+                    objects: list[tuple[list[int], tuple[int, ...]]]) -> str:
+    """A Pascal-VOC annotation with CODEBRIM's <Defect> block inside each <object>."""
+    lines = ["<annotation>", "  <folder>images</folder>", f"  <filename>{filename}</filename>",
+             f"  <size><width>{width}</width><height>{height}</height><depth>3</depth></size>"]
+    for labels, (x0, y0, x1, y1) in objects:
+        flags = "".join(f"<{c}>{v}</{c}>" for c, v in zip(CODEBRIM_CLASSES, labels))
+        lines += ["  <object>", "    <name>defect</name>", f"    <Defect>{flags}</Defect>",
+                  f"    <bndbox><xmin>{x0}</xmin><ymin>{y0}</ymin><xmax>{x1}</xmax><ymax>{y1}</ymax></bndbox>",
+                  "  </object>"]
+    lines.append("</annotation>")
+    return "\n".join(lines) + "\n"
+
+
+def write_codebrim_originals(out: Path, n: int = 4, height: int = 1152, seed: int = 42) -> Path:
+    """Write a miniature of ``CODEBRIM_original_images.zip`` unpacked into ``out``; return its root.
+
+    ``out/original_dataset/images/image_NNNNNNN.jpg`` (``n`` photographs ``height`` pixels high, 4:3)
+    and ``out/original_dataset/annotations/image_NNNNNNN.xml`` with one ``<object>`` per painted defect
+    region: a ``<Defect>`` block of 0/1 flags and a ``<bndbox>`` xmin, ymin, xmax, ymax (inclusive).
+    """
+    root = Path(out) / "original_dataset"
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / "annotations").mkdir(parents=True, exist_ok=True)
+    for k in range(1, n + 1):
+        image, objects = _photograph(k, height, seed)
+        name = f"image_{k:07d}"
+        Image.fromarray(image).save(root / "images" / f"{name}.jpg", format="JPEG", quality=92)
+        xml = _annotation_xml(f"{name}.jpg", image.shape[1], image.shape[0], objects)
+        (root / "annotations" / f"{name}.xml").write_text(xml, encoding="utf-8")
+    return root
 
 
 def _write_codebrim_xml(path: Path, records: list[tuple[str, list[int]]]) -> None:
@@ -256,17 +339,69 @@ def _write_codebrim_xml(path: Path, records: list[tuple[str, list[int]]]) -> Non
 
 
 def _write_info(out: Path, **info: object) -> None:
-    info = {"generator": "paper_repro.data.synthetic", "generator_version": GENERATOR_VERSION, **info}
-    (out / "SYNTHETIC.json").write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
+    info = {"generator": GENERATOR, "generator_version": GENERATOR_VERSION, **info}
+    (out / MARKER).write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
+
+
+def is_generated_set(folder: Path) -> bool:
+    """Whether ``folder`` holds a data set this module wrote: its marker parses and names this generator."""
+    try:
+        info = json.loads((Path(folder) / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(info, dict) and info.get("generator") == GENERATOR
+
+
+def check_counts(layout: str, size: int, n_train: int | None, n_test: int | None, n_extra: int, seed: int) -> None:
+    """One UserError, naming the option, for a size or count a data set cannot have."""
+    if not MIN_SIZE <= size <= MAX_SIZE:
+        raise UserError(f"--size {size}: expected an image side between {MIN_SIZE} and {MAX_SIZE} pixels")
+    least = MIN_TRAIN_IMAGES if layout == "mvtec" else 1  # MVTecAD refuses a smaller train/good
+    for name, value, minimum in (("--n-train", n_train, least), ("--n-test", n_test, 1)):
+        if value is not None and value < minimum:
+            raise UserError(f"{name} {value}: expected a count of at least {minimum}")
+    if n_extra < 0:
+        raise UserError(f"--n-extra {n_extra}: expected a count of at least 0")
+    if seed < 0:
+        raise UserError(f"--seed {seed}: expected a non-negative integer")
+
+
+def check_out(out: Path, force: bool) -> None:
+    """Whether a data set may be written to ``out``: a new or empty folder; with ``force``, also a data
+    set this module generated, unless it is the working directory or holds it. Else one UserError."""
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise UserError(f"{out}: is a {'symbolic link' if out.is_symlink() else 'file'}; expected a new or "
+                        f"empty folder for the data set")
+    if not out.exists() or not any(out.iterdir()):
+        return
+    if not force:
+        raise UserError(f"{out}: already exists and is not empty; expected a new or empty folder (pass "
+                        f"--force to replace a data set this project generated there)")
+    here, target = Path.cwd().resolve(), out.resolve()
+    if target == here or target in here.parents:
+        raise UserError(f"--force {out}: refused: it is the working directory or a folder that holds it; "
+                        f"expected a data set folder elsewhere")
+    if not is_generated_set(out):
+        raise UserError(f"--force {out}: refused: it holds no {MARKER} naming {GENERATOR}, so this "
+                        f"project did not generate it; --force replaces only data sets it generated")
+
+
+def _readable_by_others(folder: Path) -> None:
+    """mkdtemp makes a folder private (0700); give the finished set the user's usual permissions."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(folder, 0o777 & ~umask)
 
 
 def synthesize(out: Path | str, layout: str, categories: list[str] | None = None, size: int = 128,
                n_train: int | None = None, n_test: int | None = None, seed: int = 42, n_extra: int = 0,
-               progress: bool = True, force: bool = False) -> Path:
+               n_originals: int = 0, progress: bool = True, force: bool = False) -> Path:
     """Write a bundled data set in ``layout`` to ``out`` atomically (what ``data synth`` runs).
 
     The files go to a temporary sibling folder first and are renamed to ``out`` only when complete,
-    so an interrupted run never leaves a half data set that looks finished.
+    so an interrupted run never leaves a half data set that looks finished. ``out`` must be new or
+    empty; ``force`` replaces it only if it is a data set this module generated (see :func:`check_out`).
+    ``n_originals`` (codebrim layout) adds ``original_dataset/`` (:func:`write_codebrim_originals`).
     """
     if layout not in LAYOUTS:
         raise UserError(f"unknown layout {layout!r}: expected one of {', '.join(LAYOUTS)}")
@@ -274,33 +409,34 @@ def synthesize(out: Path | str, layout: str, categories: list[str] | None = None
     if layout == "codebrim" and categories and list(categories) != ["concrete"]:
         raise UserError(f"{out}: the codebrim layout has only concrete surfaces, got --categories "
                         f"{','.join(categories)}")
-    if size < 16 or size > 4096:
-        raise UserError(f"--size {size}: expected an image side between 16 and 4096 pixels")
-    for name, value in (("--n-train", n_train), ("--n-test", n_test), ("--n-extra", n_extra)):
-        if value is not None and value < (1 if name != "--n-extra" else 0):
-            raise UserError(f"{name} {value}: expected a positive count")
-    if out.exists():
-        if not out.is_dir() or any(out.iterdir()):
-            if not force:
-                raise UserError(f"{out}: already exists and is not empty; expected a new or empty "
-                                f"folder (pass --force to replace it)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    if layout == "mvtec" and n_originals:
+        raise UserError(f"--n-originals {n_originals}: CODEBRIM's original photographs belong to the "
+                        f"codebrim layout; expected --layout codebrim")
+    check_counts(layout, size, n_train, n_test, n_extra, seed)
+    if n_originals < 0:
+        raise UserError(f"--n-originals {n_originals}: expected a count of at least 0")
+    try:
+        check_out(out, force)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    except OSError as err:
+        raise UserError(f"{out}: cannot create it ({err.strerror or err}); expected a folder that can be "
+                        f"written") from None
     try:
         if layout == "mvtec":
             write_mvtec(tmp, categories, size=size, n_train=n_train or 160, n_test=n_test or 10, seed=seed,
                         n_extra=n_extra, progress=progress)
         else:
             write_codebrim(tmp, size=size, n_train=n_train or 720, n_test=n_test or 90, seed=seed,
-                           n_extra=n_extra, progress=progress)
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private; the finished set is as readable as any folder
-        if not force and (out / "SYNTHETIC.json").is_file():
+                           n_extra=n_extra, n_originals=n_originals, progress=progress)
+        _readable_by_others(tmp)
+        if not force and (out / MARKER).is_file():
             # another process finished the same set while this one worked (two chapters, or DDP ranks,
             # on first use): keep its copy, which readers may already hold open, and drop this one
             shutil.rmtree(tmp, ignore_errors=True)
             return out
         if out.exists():
-            shutil.rmtree(out) if out.is_dir() else out.unlink()
+            shutil.rmtree(out)  # check_out allowed it: empty, or a set this module generated
         os.replace(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -315,29 +451,38 @@ def bundled_root(layout: str, scale: str, seed: int = 42) -> Path:
     :data:`GENERATOR_VERSION` and the sizes (so a changed ``bundled_data`` profile is never served
     from an old folder); later calls (from any chapter or process) return the cached folder.
     The MVTec layout holds every category of :data:`BUNDLED_CATEGORIES`
-    (``carpet, leather, tile, wood, metal, concrete``).
+    (``carpet, leather, tile, wood, metal, concrete``). The CODEBRIM layout also holds
+    :data:`BUNDLED_ORIGINALS` photographs in ``original_dataset/`` at the scales whose Defect-GAN profile
+    crops its extra normals from them (``full``).
     """
     if layout not in LAYOUTS:
         raise UserError(f"unknown layout {layout!r}: expected one of {', '.join(LAYOUTS)}")
     sizes = get_config("bundled_data", scale)
     n_train, n_test = ((sizes.n_train, sizes.n_test) if layout == "mvtec"
                        else (sizes.codebrim_train, sizes.codebrim_test))
+    crops_originals = get_config("defect_gan", scale).extra_normals_source == "original"
+    n_originals = BUNDLED_ORIGINALS if layout == "codebrim" and crops_originals else 0
     name = f"{layout}-{scale}-seed{int(seed)}-v{GENERATOR_VERSION}-{sizes.size}px-{n_train}-{n_test}"
+    name += f"-originals{n_originals}" if n_originals else ""
     root = cache_dir() / "data" / name
-    if (root / "SYNTHETIC.json").is_file():
+    if (root / MARKER).is_file():
         return root
-    try:  # a folder without SYNTHETIC.json is no finished set (sets are renamed in whole): replace it
+    if root.is_dir():  # a cache folder without its marker is no finished set (sets are renamed in whole)
+        shutil.rmtree(root, ignore_errors=True)
+    try:
         synthesize(root, layout, size=sizes.size, n_train=n_train, n_test=n_test, seed=seed,
-                   force=root.exists())
+                   n_originals=n_originals)
     except (OSError, UserError):
         # Another process may have finished the same data set first; its copy is identical.
-        if not (root / "SYNTHETIC.json").is_file():
+        if not (root / MARKER).is_file():
             raise
     return root
 
 
 __all__ = [
-    "GENERATOR_VERSION", "CODEBRIM_DEFECTS", "BUNDLED_CATEGORIES", "LAYOUTS",
+    "GENERATOR_VERSION", "GENERATOR", "MARKER", "ORIGINALS_SCALE", "BUNDLED_ORIGINALS", "CODEBRIM_DEFECTS",
+    "BUNDLED_CATEGORIES", "LAYOUTS",
     "FAMILIES", "render", "normal_image", "codebrim_defect_set", "codebrim_labels", "write_mvtec",
-    "write_codebrim", "synthesize", "bundled_root",
+    "write_codebrim", "write_codebrim_originals", "is_generated_set", "check_counts", "check_out",
+    "synthesize", "bundled_root",
 ]

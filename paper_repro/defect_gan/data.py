@@ -1,8 +1,20 @@
 """Training data for Defect-GAN: a pool of normal images and a pool of labelled defect images.
 
 §4.1: all classification images are used (CODEBRIM: *normal* = only ``Background`` set; *defects* =
-the rest, labelled over the C = 5 defect classes), plus 50,000 extra normal crops (here
-:class:`paper_repro.data.NormalPool`). Images are returned in [-1, 1] (the generator's tanh range).
+the rest, labelled over the C = 5 defect classes), plus 50,000 extra normal crops, "collected by simply
+cropping the original full-resolution images". Where the extra normals come from is the explicit
+setting ``DefectGANConfig.extra_normals_source`` (:data:`EXTRA_NORMALS_SOURCES`):
+
+- ``"original"`` (the paper's way, the ``full`` default): square windows of CODEBRIM's original
+  photographs that avoid every annotated defect box (:mod:`paper_repro.data.originals`); the archive
+  ``original_dataset/`` is found next to the classification set (:func:`paper_repro.data.roots.find_originals`);
+- ``"background-recrop"``: the named fallback, random square re-crops of the classification set's
+  ``train/background`` crops (:class:`paper_repro.data.NormalPool`);
+- ``"procedural"``: the bundled synthetic concrete, generated on the fly; only with the bundled data
+  set (``smoke`` and ``demo``), never mixed into a real one.
+
+:attr:`TrainingData.normals_source` says which one ran, in words a caption can print. Images are
+returned in [-1, 1] (the generator's tanh range).
 
 Batches are a pure function of ``(seed, step, rank)``: each pool is walked in a fresh random
 permutation per epoch, and the permutation of epoch ``e`` comes from a generator seeded with
@@ -11,20 +23,28 @@ and under DDP every process takes its own slice of the global batch.
 """
 from __future__ import annotations
 
+import hashlib
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Sequence
 
+import numpy as np
 import torch
+from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from paper_repro.config import cache_dir
 from paper_repro.data.codebrim import CODEBRIM, CODEBRIM_CLASSES
+from paper_repro.data.originals import CODEBRIMOriginals, DefectFreeCrops
 from paper_repro.data.pool import NormalPool
-from paper_repro.data.roots import DataSource
+from paper_repro.data.roots import DataSource, find_originals
 from paper_repro.errors import UserError
 
 DEFECT_CLASSES = CODEBRIM_CLASSES[1:]  # C = 5: "Background" is the absence of all of them
+EXTRA_NORMALS_SOURCES = ("original", "background-recrop", "procedural")
+CROPS_VERSION = 1  # bump when the crops an extra-normals pool yields change (its disk cache is keyed by it)
 
 
 class EpochSampler:
@@ -53,12 +73,16 @@ class Batch:
 
 
 class TrainingData:
-    """Two pools, each a ``get(i) -> tensor`` function and a length; defects carry label vectors."""
+    """Two pools, each a ``get(i) -> tensor`` function and a length; defects carry label vectors.
+
+    ``normals_source`` names where the normal pool's extra images came from (for chapters and captions).
+    """
 
     def __init__(self, normals: Callable[[int], torch.Tensor], n_normals: int,
                  defects: Callable[[int], torch.Tensor], defect_labels: torch.Tensor,
-                 classes: Sequence[str] = DEFECT_CLASSES, seed: int = 42):
+                 classes: Sequence[str] = DEFECT_CLASSES, seed: int = 42, normals_source: str = "given tensors"):
         self.normals, self.defects = normals, defects
+        self.normals_source = normals_source
         self.labels = defect_labels.float()
         self.classes = tuple(classes)
         self.n_normals, self.n_defects = n_normals, len(defect_labels)
@@ -92,21 +116,94 @@ def _to_gan_range(item: dict) -> torch.Tensor:
 
 
 def _in_memory(dataset, indices, desc: str) -> torch.Tensor:
-    images = [dataset[i]["image"] for i in tqdm(indices, desc=desc, mininterval=2, leave=False)]
+    with tqdm(indices, desc=desc, mininterval=2, leave=False) as bar:  # closed (and cleared) on errors too
+        images = [dataset[i]["image"] for i in bar]
     return (torch.stack(images) * 255).round().to(torch.uint8)
+
+
+def _dataset_name(source: DataSource) -> str:
+    return "bundled synthetic CODEBRIM-layout" if source.bundled else "CODEBRIM"
+
+
+def extra_normals(cfg, source: DataSource, codebrim_root: Path, seed: int = 42,
+                  normals_dir: str | Path | None = None) -> tuple[Dataset | None, str]:
+    """The pool of ``cfg.extra_normals`` extra normals from ``cfg.extra_normals_source``, and its caption label.
+
+    ``normals_dir`` says where the source's files are: for ``"original"`` a folder at or below which
+    ``original_dataset/`` lies; otherwise a folder of defect-free images that is re-cropped instead of
+    ``train/background`` (with ``"procedural"`` too: a folder the user names replaces the generated
+    surfaces). Every missing or disallowed source is one UserError.
+    """
+    kind, n = cfg.extra_normals_source, cfg.extra_normals
+    if kind not in EXTRA_NORMALS_SOURCES:
+        raise UserError(f"extra_normals_source {kind!r}: unknown; expected one of {', '.join(EXTRA_NORMALS_SOURCES)}")
+    if not n:
+        return None, "no extra normals"
+    if kind == "original":
+        originals = CODEBRIMOriginals(find_originals(source, normals_dir))
+        what = "bundled synthetic photographs" if source.bundled else "CODEBRIM original images"
+        return (DefectFreeCrops(originals, n, cfg.image_size, seed),
+                f"{what}, {n:,} crops avoiding defect boxes")
+    if normals_dir is not None:
+        folder = Path(normals_dir).expanduser()
+        return NormalPool(folder, n, cfg.image_size, seed), f"re-crops of {folder}, {n:,} crops"
+    if kind == "procedural":
+        if not source.bundled:
+            raise UserError(f"{source.root}: extra_normals_source 'procedural' draws the bundled synthetic "
+                            f"concrete, which is never mixed into a real data set; expected 'original' (the "
+                            f"paper's crops of CODEBRIM's photographs) or 'background-recrop'")
+        return NormalPool(None, n, cfg.image_size, seed), f"bundled procedural concrete, {n:,} images"
+    folder = codebrim_root / "train" / "background"
+    if not folder.is_dir():
+        raise UserError(f"{folder}: not found; extra_normals_source 'background-recrop' re-crops the "
+                        f"classification set's train/background crops")
+    return (NormalPool(folder, n, cfg.image_size, seed),
+            f"{_dataset_name(source)} train/background re-crops, {n:,} crops (fallback: §4.1 crops the original "
+            f"photographs)")
+
+
+def _pool_key(pool: Dataset, seed: int) -> str:
+    """What an extra-normals pool's crops depend on: its kind, folder, file count, crop sizes, n, seed."""
+    if isinstance(pool, DefectFreeCrops):
+        origin = (str(pool.originals.root.resolve()), len(pool.originals), pool.window_fraction)
+    else:
+        folder = str(pool.root.resolve()) if pool.root is not None else f"procedural:{pool.family}"
+        origin = (folder, len(pool.sources), pool.crop_fraction)
+    return repr((type(pool).__name__, origin, len(pool), pool.image_size, seed, CROPS_VERSION))
+
+
+def _on_disk(pool: Dataset, key: str, desc: str) -> np.ndarray:
+    """Every image of ``pool`` as uint8 (N, 3, S, S), written once to ``cache_dir()/normals/<hash>.npy``
+    (atomically) and memory-mapped: a pool too large for memory is decoded once, not every epoch.
+    ``key`` (:func:`_pool_key`) names what the crops depend on; :data:`CROPS_VERSION` retires old files."""
+    path = cache_dir() / "normals" / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.npy"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
+        try:
+            first = pool[0]["image"]
+            array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(pool), *first.shape))
+            with tqdm(range(len(pool)), desc=desc, mininterval=2, leave=False) as bar:
+                for i in bar:
+                    array[i] = (pool[i]["image"] * 255).round().to(torch.uint8).numpy()
+            array.flush()
+            del array
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return np.load(path, mmap_mode="r")
 
 
 def load_training_data(cfg, source: DataSource, seed: int = 42, normals_dir: str | Path | None = None,
                        preload_limit_bytes: int = 512 * 2**20) -> TrainingData:
     """The §4.1 training set: CODEBRIM ``train`` of ``source`` split into normals and defects, plus
-    ``cfg.extra_normals`` extra normals from :class:`paper_repro.data.NormalPool` (procedural concrete
-    for the bundled set; crops of ``normals_dir``, default ``<root>/train/background``, for a real root).
+    ``cfg.extra_normals`` extra normals from ``cfg.extra_normals_source`` (see :func:`extra_normals`).
 
-    Pools small enough (as uint8, under ``preload_limit_bytes``) are read once into memory."""
+    When the whole set fits under ``preload_limit_bytes`` (as uint8) it is read once into memory;
+    otherwise the classification images are read when drawn and the extra normals are decoded once into
+    a memory-mapped file under ``cache_dir()`` (see :func:`_on_disk`)."""
     codebrim = CODEBRIM(source.root, "train", image_size=cfg.image_size)
-    pool_source = normals_dir
-    if pool_source is None and not source.bundled:
-        pool_source = next((p for p in [codebrim.root / "train" / "background"] if p.is_dir()), None)
+    pool, label = extra_normals(cfg, source, codebrim.root, seed, normals_dir)
     labels = codebrim.labels
     defect_labels = labels[:, 1:]  # drop "Background": C = 5 defect classes
     is_normal = defect_labels.sum(1) == 0
@@ -115,7 +212,6 @@ def load_training_data(cfg, source: DataSource, seed: int = 42, normals_dir: str
     if not defect_idx:
         raise UserError(f"{codebrim.root}: the train split has no defect images; Defect-GAN needs "
                         f"some (records with a defect class set to 1)")
-    pool = NormalPool(pool_source, cfg.extra_normals, cfg.image_size, seed) if cfg.extra_normals else None
     n_pool = len(pool) if pool is not None else 0
     n_normals = len(normal_idx) + n_pool
     if n_normals == 0:
@@ -129,10 +225,18 @@ def load_training_data(cfg, source: DataSource, seed: int = 42, normals_dir: str
         get_normal = lambda i: normals[i].float() / 127.5 - 1  # noqa: E731
         get_defect = lambda i: defects[i].float() / 127.5 - 1  # noqa: E731
     else:
+        extra = _on_disk(pool, _pool_key(pool, seed), "extra normals") if pool is not None else None
+
         def get_normal(i):
-            return _to_gan_range(codebrim[normal_idx[i]] if i < len(normal_idx) else pool[i - len(normal_idx)])
+            if i < len(normal_idx):
+                return _to_gan_range(codebrim[normal_idx[i]])
+            return torch.from_numpy(np.array(extra[i - len(normal_idx)])).float() / 127.5 - 1
 
         def get_defect(i):
             return _to_gan_range(codebrim[defect_idx[i]])
     return TrainingData(get_normal, n_normals, get_defect, defect_labels[defect_idx],
-                        CODEBRIM_CLASSES[1:], seed)
+                        CODEBRIM_CLASSES[1:], seed, normals_source=label)
+
+
+__all__ = ["DEFECT_CLASSES", "EXTRA_NORMALS_SOURCES", "EpochSampler", "Batch", "TrainingData", "extra_normals",
+           "load_training_data"]
