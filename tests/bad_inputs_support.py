@@ -63,7 +63,7 @@ def build_artefacts(root: Path) -> Artefacts:
         cli("data", "synth", "--out", cb, "--layout", "codebrim", "--size", "32", "--n-train", "12",
             "--n-test", "3")
         cli("defect-gan", "train", "--data", cb, "--scale", "smoke", "--iterations", "5", "--out", dg,
-            "--threads", "1")
+            "--threads", "1", "--normals-source", "background-recrop")
         cli("dadnet", "train", "--data", mv, "--category", "tile", "--scale", "smoke", "--epochs", "1",
             "--out", dd)
     finally:

@@ -631,7 +631,7 @@ def check(root, layout="codebrim", *extra):
 
 def dgt(*extra, out="{out}", data="{CB}", iterations="2", scale="smoke"):
     return ("defect-gan", "train", "--data", data, "--scale", scale, "--iterations", iterations,
-            "--out", out, *extra)
+            "--out", out, "--normals-source", "background-recrop", *extra)
 
 
 def dgs(*extra, run="{DG}", normals="{normals}", classes="Crack", n="2", out="{out}"):

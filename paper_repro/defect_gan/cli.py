@@ -51,6 +51,8 @@ def cmd_train(args) -> int:
         overrides["iterations"] = args.iterations
     if args.precision or args.no_amp:
         overrides["precision"] = args.precision or "fp32"
+    if args.normals_source:
+        overrides["extra_normals_source"] = args.normals_source
     cfg = make_config(args.scale, **overrides)
     out = Path(args.out)
     if (out / "run.json").exists():  # a run already: it must be Defect-GAN's and read back
@@ -149,6 +151,7 @@ def _image_size(run) -> int:
 
 def register(subparsers) -> None:
     from paper_repro.config import SCALES
+    from paper_repro.defect_gan.data import EXTRA_NORMALS_SOURCES
     from paper_repro.runs.precision import PRECISIONS
 
     parser = subparsers.add_parser("defect-gan", help="Defect-GAN: train, synthesize defects, restore",
@@ -163,7 +166,13 @@ def register(subparsers) -> None:
                    help="components to remove, comma-separated: scc, ani, lwc, sc, or stargan, stargan+spade")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
     p.add_argument("--iterations", type=positive_int, default=None, help="override the scale's iteration count")
-    p.add_argument("--normals-dir", default=None, help="folder of extra normal images (NormalPool)")
+    p.add_argument("--normals-source", choices=EXTRA_NORMALS_SOURCES, default=None,
+                   help="where the extra normal images come from: original (crops of CODEBRIM's original "
+                   "photographs avoiding the defect boxes, §4.1; default at full), background-recrop (re-crops of "
+                   "train/background, the named fallback), procedural (bundled data only; default at smoke/demo)")
+    p.add_argument("--normals-dir", default=None,
+                   help="with 'original': where to look for original_dataset/; otherwise a folder of normal images "
+                   "to re-crop")
     p.add_argument("--device", type=device_name, default="cpu")
     p.add_argument("--seed", type=seed_value, default=42)
     p.add_argument("--threads", type=positive_int, default=None,

@@ -111,7 +111,7 @@ def train(cfg, run_dir: str | Path, data: TrainingData, *, seed: int = 42, devic
         return (sample_grid(G, fixed, fixed_labels) + 1) / 2
 
     info = {"paper": "defect_gan", "classes": list(data.classes), "seed": seed, "precision": precision.name,
-            **(run_info or {})}
+            "normals": data.normals_source, **(run_info or {})}
     return fit(run_dir, state, iteration, total=cfg.iterations, config=cfg, run_info=info, seed=seed, dist=dist,
                resume=resume, log_every=cfg.log_every, checkpoint_every=cfg.checkpoint_every,
                keep_last=cfg.keep_last, milestone_every=cfg.milestone_every, extra={"classes": list(data.classes)},

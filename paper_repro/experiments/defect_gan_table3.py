@@ -87,7 +87,7 @@ def write_synthesized_set(G, data: TrainingData, out_dir: str | Path, n_defects:
 def _shifted(data: TrainingData, offset: int) -> TrainingData:
     """The same pools, real defects numbered from ``offset`` (so chunks restore different ones)."""
     return TrainingData(data.normals, data.n_normals, lambda i: data.defects((i + offset) % data.n_defects),
-                        data.labels, data.classes, data.normal_sampler.seed)
+                        data.labels, data.classes, data.normal_sampler.seed, normals_source=data.normals_source)
 
 
 def synthesized_set_dir(synthesizer_run: str | Path, n_defects: int, n_normals: int, seed: int) -> Path:

@@ -64,7 +64,7 @@ def train_variant(scale: str, data: DataSource, device: str = "cpu", seed: int =
 def unconditional_data(data: TrainingData) -> TrainingData:
     """The same pools with every defect labelled one class, "Defect" (no class control)."""
     return TrainingData(data.normals, data.n_normals, data.defects, torch.ones(data.n_defects, 1),
-                        ("Defect",), data.normal_sampler.seed)
+                        ("Defect",), data.normal_sampler.seed, normals_source=data.normals_source)
 
 
 def train_unconditional(scale: str, data: DataSource, device: str = "cpu", seed: int = 42,
