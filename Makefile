@@ -5,8 +5,10 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# The environment is rebuilt when pyproject.toml or this Makefile changes.
+# The environment is rebuilt when pyproject.toml, the lock file or this Makefile changes. Every package
+# is installed at the version of requirements.lock (pip constraints): the versions CI passed with.
 STAMP := $(VENV)/.paper-repro-installed
+LOCK := requirements.lock
 TORCH := torch==2.14.1 torchvision==0.29.1
 export PAPER_REPRO_CACHE ?= $(CURDIR)/.cache
 # OpenMP's default busy-waiting makes two torch threads crawl when the cores are shared
@@ -14,22 +16,28 @@ export PAPER_REPRO_CACHE ?= $(CURDIR)/.cache
 export OMP_WAIT_POLICY ?= PASSIVE
 SCALE ?= demo
 
-.PHONY: env book test test-fast reproduce bench clean help
+.PHONY: env lock book test test-fast reproduce bench clean help
 
 help:
 	@echo "make book       build the book (scale $(SCALE)) into _build/html/"
 	@echo "make test       pytest + nbval, the command CI runs"
 	@echo "make reproduce  SCALE=smoke|demo|full: run every chapter, tables into results/<scale>/"
 	@echo "make bench      run the benchmarks in benchmarks/"
+	@echo "make lock       write the installed versions to requirements.lock (after CI passes with them)"
 
 env: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml Makefile $(LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet $(TORCH)
-	$(BIN)/python -m pip install --quiet -e '.[book,test,baselines]'
+	$(BIN)/python -m pip install --quiet -c $(LOCK) $(TORCH)
+	$(BIN)/python -m pip install --quiet -c $(LOCK) -e '.[book,test,baselines]'
 	@touch $@
+
+lock: $(STAMP)
+	@head -2 $(LOCK) > $(LOCK).new
+	$(BIN)/python -m pip freeze --exclude-editable >> $(LOCK).new
+	@mv $(LOCK).new $(LOCK) && echo "wrote $(LOCK)"
 
 book: $(STAMP)
 	PAPER_REPRO_SCALE=$(SCALE) $(BIN)/jupyter-book build . --builder html

@@ -202,6 +202,18 @@ def test_run_files_honour_the_umask(tmp_path, mask):
         assert path.stat().st_mode & 0o777 == expected, path.name
 
 
+def test_training_curves_and_samples_go_to_tensorboard_too(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train(make_config("smoke", iterations=5, checkpoint_every=5, sample_every=5), tmp_path / "run", tiny_gan_data(),
+          progress=False)
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    assert "D/total" in events.Tags()["scalars"] and "samples" in events.Tags()["images"]
+    assert len(events.Scalars("D/total")) == 5 and (tmp_path / "run" / "samples" / "step_00000005.png").is_file()
+
+
 def test_stale_temporaries_are_removed_and_the_users_files_kept(tmp_path):
     run = tmp_path / "run"
     cfg = make_config("smoke", iterations=4, checkpoint_every=2, sample_every=100)
