@@ -103,7 +103,7 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
 
 
 def write_png(path: Path, width: int, height: int, bit_depth: int, color_type: int, raw_rows: bytes) -> Path:
-    """A PNG written by hand (Pillow cannot lie about its size)."""
+    """A PNG written by hand (Pillow cannot write 16-bit RGB/RGBA/LA, nor lie about its size)."""
     ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
     data = (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", zlib.compress(raw_rows))
             + _png_chunk(b"IEND", b""))
@@ -113,7 +113,9 @@ def write_png(path: Path, width: int, height: int, bit_depth: int, color_type: i
 
 
 def write_bomb(path: Path, side: int = 100_000) -> Path:
-    """A 100-byte PNG whose header declares side x side pixels (far over Pillow's MAX_IMAGE_PIXELS)."""
+    """A 100-byte PNG whose header declares side x side pixels (far over Pillow's MAX_IMAGE_PIXELS).
+
+    Shared with tests/test_data_images.py (the image modes and the readers' bomb refusals)."""
     return write_png(path, side, side, 8, 2, b"\x00" * 16)
 
 

@@ -242,7 +242,7 @@ def _(c: Ctx):
 def _(c: Ctx):
     from paper_repro.data.synthetic import synthesize
 
-    ds = synthesize(c.tmp / "ds", "mvtec", categories=["tile"], size=16, n_train=1, n_test=1, progress=False)
+    ds = synthesize(c.tmp / "ds", "mvtec", categories=["tile"], size=16, n_train=2, n_test=1, progress=False)
     c.p["ds"] = str(ds)
 
 
@@ -542,13 +542,13 @@ def _(c: Ctx):
 def py_synthesize_force_foreign(p):
     from paper_repro.data.synthetic import synthesize
 
-    synthesize(p["victim"], "mvtec", categories=["tile"], size=16, n_train=1, n_test=1, progress=False, force=True)
+    synthesize(p["victim"], "mvtec", categories=["tile"], size=16, n_train=2, n_test=1, progress=False, force=True)
 
 
 def py_synthesize_force_cwd(p):
     from paper_repro.data.synthetic import synthesize
 
-    synthesize(".", "mvtec", categories=["tile"], size=16, n_train=1, n_test=1, progress=False, force=True)
+    synthesize(".", "mvtec", categories=["tile"], size=16, n_train=2, n_test=1, progress=False, force=True)
 
 
 def py_read_image_bomb(p):
@@ -619,7 +619,7 @@ def py_baseline_pretrained_pickle(p):
 # The table
 # ==========================================================================================
 def synth(*extra, out="{out}", layout="mvtec"):
-    base = ["data", "synth", "--layout", layout, "--size", "16", "--n-train", "1", "--n-test", "1"]
+    base = ["data", "synth", "--layout", layout, "--size", "16", "--n-train", "2", "--n-test", "1"]
     if layout == "mvtec" and "--categories" not in extra:
         base += ["--categories", "tile"]
     return (*base, "--out", out, *extra)
@@ -629,9 +629,10 @@ def check(root, layout="codebrim", *extra):
     return ("data", "check", "--root", root, "--layout", layout, *extra)
 
 
-def dgt(*extra, out="{out}", data="{CB}", iterations="2", scale="smoke"):
+def dgt(*extra, out="{out}", data="{CB}", iterations="2", scale="smoke", normals_source="background-recrop"):
+    source = ("--normals-source", normals_source) if normals_source else ()  # None: the scale's default
     return ("defect-gan", "train", "--data", data, "--scale", scale, "--iterations", iterations,
-            "--out", out, "--normals-source", "background-recrop", *extra)
+            "--out", out, *source, *extra)
 
 
 def dgs(*extra, run="{DG}", normals="{normals}", classes="Crack", n="2", out="{out}"):
@@ -862,14 +863,17 @@ DATA_CASES = section(
     C("synth-out-under-a-file", "base", synth(out="{under_file}"), 2, ("{file}",), ("file",)),
     C("synth-out-name-too-long", "base", synth(out="{long}"), 2, ("xxxxxxxxxx",)),
     C("synth-out-in-read-only-folder", "readonly", synth(out="{ro_out}"), 2, ("{ro_out}",)),
-    # data synth: counts and names
+    # data synth: counts and names checked where they enter (items 7 and 9)
     C("synth-size-0", "base", synth("--size", "0"), 2, ("--size", "0")),
     C("synth-size-negative", "base", synth("--size", "-32"), 2, ("--size", "-32")),
     C("synth-size-huge", "base", synth("--size", "100000"), 2, ("--size", "100000")),
     C("synth-n-train-0", "base", synth("--n-train", "0"), 2, ("--n-train", "0")),
     C("synth-n-train-negative", "base", synth("--n-train", "-3"), 2, ("--n-train", "-3")),
+    C("synth-n-train-1-mvtec", "base", synth("--n-train", "1"), 2, ("--n-train", "1", "at least 2")),
     C("synth-n-test-0", "base", synth("--n-test", "0"), 2, ("--n-test", "0")),
     C("synth-n-extra-negative", "base", synth("--n-extra", "-1"), 2, ("--n-extra", "-1")),
+    C("synth-n-originals-negative", "base", synth("--n-originals", "-1", layout="codebrim"), 2, ("--n-originals",)),
+    C("synth-n-originals-mvtec", "base", synth("--n-originals", "2"), 2, ("--n-originals", "codebrim")),
     C("synth-seed-negative", "base", synth("--seed", "-1"), 2, ("--seed", "-1"), ("tmp",)),
     C("synth-seed-not-a-number", "base", synth("--seed", "abc"), 2, ("--seed",)),
     C("synth-layout-unknown", "base", synth(layout="voc"), 2, ("--layout", "voc")),
@@ -877,13 +881,16 @@ DATA_CASES = section(
     C("synth-categories-path", "base", synth("--categories", "../x"), 2, ("../x",), ("tmp",)),
     C("synth-codebrim-with-category", "base", synth("--categories", "tile", layout="codebrim"), 2, ("tile",)),
     C("synth-categories-with-spaces-accepted", "base", synth("--categories", "tile, wood"), 0),
+    C("synth-codebrim-with-originals", "base", synth("--n-originals", "1", layout="codebrim"), 0,
+      ("1 photographs",)),
     # data check
     C("check-mvtec-root-missing", "base", check("{nowhere}", "mvtec"), 2, ("{nowhere}",)),
     C("check-codebrim-root-missing", "base", check("{nowhere}"), 2, ("{nowhere}",)),
     C("check-root-is-a-file", "base", check("{file}", "mvtec"), 2, ("{file}",)),
     C("check-layout-unknown", "base", check("{MV}", "voc"), 2, ("--layout", "voc")),
-    C("check-codebrim-records-of-absent-files-load", "cb_absent", check("{cb}"), 0, ("absent",), ("cb",)),
-    C("check-codebrim-duplicate-records-warn", "cb_dup", check("{cb}"), 0, ("{dupname}",), ("cb",)),
+    C("check-codebrim-records-of-absent-files-load", "cb_absent", check("{cb}"), 0,
+      ("2 metadata records name files absent", "ghost_0000001.png"), ("cb",)),
+    C("check-codebrim-duplicate-records-warn", "cb_dup", check("{cb}"), 0, ("{dupname}", "more than once"), ("cb",)),
     C("check-codebrim-malformed-xml", "cb_badxml", check("{cb}"), 2, ("{xml}",)),
     C("check-codebrim-billion-laughs", "cb_laughs", check("{cb}"), 2, ("defects.xml",)),
     C("check-codebrim-external-entity", "cb_xxe", check("{cb}"), 2, ("defects.xml",)),
@@ -892,17 +899,20 @@ DATA_CASES = section(
     C("check-codebrim-image-without-record", "cb_unrecorded", check("{cb}"), 2, ("{unrecorded}",)),
     C("check-codebrim-bomb", "cb_bomb", check("{cb}"), 2, ("{bomb}",)),
     C("check-mvtec-bomb", "mv_bomb", check("{data}", "mvtec"), 2, ("{bomb}",)),
+    C("check-mvtec-test-bomb", "mv_test_bomb", check("{data}", "mvtec"), 2, ("{bomb}",)),
     C("check-mvtec-truncated-image", "mv_truncated", check("{data}", "mvtec"), 2, ("{bad}",)),
     C("check-mvtec-missing-mask", "mv_no_mask", check("{data}", "mvtec"), 2, ("{image}",)),
     C("check-mvtec-mask-size", "mv_mask_size", check("{data}", "mvtec"), 2, ("{mask}",)),
     C("check-mvtec-category-unknown", "base", check("{MV}", "mvtec", "--categories", "bogus"), 2, ("bogus",)),
+    C("check-mvtec-single-training-image", "mv_single", check("{data}", "mvtec"), 2, ("{good}", "at least 2")),
+    C("check-originals-missing", "base", check("{MV}", "codebrim-originals"), 2, ("{MV}", "original_dataset/")),
     C("check-api-read-image-bomb", "base", py_read_image_bomb, 2, ("{bomb}",)),
     C("check-api-normal-pool-bomb", "base", py_normal_pool_bomb, 2, ("{bomb}",)),
-    # the trainers' data
+    # the trainers' data, refused before any training
     C("dgt-data-missing", "base", dgt(data="{nowhere}"), 2, ("{nowhere}",), ("tmp",)),
     C("dgt-data-is-mvtec", "base", dgt(data="{MV}"), 2, ("{MV}",), ("tmp",)),
     C("dgt-normals-dir-missing", "base", dgt("--normals-dir", "{nowhere}"), 2, ("{nowhere}",), ("tmp",)),
-    C("dgt-normals-dir-bomb", "base", dgt("--normals-dir", "{bombdir}"), 2, ("{bomb}",)),
+    C("dgt-normals-dir-bomb", "base", dgt("--normals-dir", "{bombdir}", normals_source=None), 2, ("{bomb}",)),
     C("ddt-data-missing", "base", ddt(data="{nowhere}"), 2, ("{nowhere}",), ("tmp",)),
     C("ddt-data-is-codebrim", "base", ddt(data="{CB}"), 2, ("{CB}",), ("tmp",)),
     C("ddt-single-training-image", "mv_single", ddt(data="{data}"), 2, ("{good}",), ("data",)),

@@ -4,35 +4,17 @@ naming the file (issue 17 item 3); decompression bombs are refused in one line w
 from __future__ import annotations
 
 import shutil
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from bad_inputs_support import write_bomb, write_png
 from paper_repro.data import MVTecAD, NormalPool
 from paper_repro.data.io import image_size, read_image
 from paper_repro.defect_gan.control import read_images
 from paper_repro.errors import UserError
-
-
-def write_png(path: Path, width: int, height: int, bit_depth: int, color_type: int, raw_rows: bytes) -> Path:
-    """A PNG written by hand (Pillow cannot write 16-bit RGB/RGBA/LA, nor lie about its size)."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    header = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw_rows))
-                     + chunk(b"IEND", b""))
-    return path
-
-
-def write_bomb(path: Path, side: int = 100_000) -> Path:
-    """A 100-byte PNG whose header declares side x side pixels, far over Pillow's limit."""
-    return write_png(path, side, side, 8, 2, b"\x00" * 16)
 
 
 def _raw_rows(array: np.ndarray) -> bytes:
