@@ -129,14 +129,17 @@ class PlantedPickle:
         return (Path.touch, (Path(self.marker),))
 
 
-def plant_pickle(path: Path, marker: Path, legacy: bool = False) -> Path:
-    """A torch.save file (zip, or the legacy plain-pickle format) holding a code-running object."""
-    path = Path(path)
+PICKLE_FORMATS = ("zip", "legacy", "plain-pickle")  # torch.save's two formats, and a bare pickle
+
+
+def plant_pickle(path: Path, marker: Path, fmt: str = "zip") -> Path:
+    """A file at ``path`` holding a code-running object, in one of :data:`PICKLE_FORMATS`."""
+    path, marker = Path(path), Path(marker)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"state_dict": {"weight": PlantedPickle(marker)}, "weight": PlantedPickle(marker)}
-    if legacy:
-        path.write_bytes(pickle.dumps(payload))
+    if fmt == "plain-pickle":
+        path.write_bytes(pickle.dumps(payload, protocol=2))
     else:
-        torch.save(payload, path)
-    assert not Path(marker).exists()
+        torch.save(payload, path, _use_new_zipfile_serialization=fmt == "zip")
+    assert not marker.exists()
     return path

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import io
-import pickle
 import shutil
 from pathlib import Path
 
@@ -22,6 +21,8 @@ import torchvision
 from huggingface_hub import constants as hf_constants
 from safetensors.torch import load_file, save_file
 from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3, FeatureExtractorInceptionV3
+
+from bad_inputs_support import PICKLE_FORMATS, plant_pickle
 
 from paper_repro import weights
 from paper_repro.baselines import anomalib_models
@@ -46,29 +47,7 @@ SNAPSHOT = "0123456789abcdef0123456789abcdef01234567"  # a commit hash, as the H
 # ------------------------------------------------------------------------------------------
 # Planted pickles and what a refusal must look like
 # ------------------------------------------------------------------------------------------
-class PlantedPickle:
-    """Unpickling this creates ``marker``: proof that foreign code ran."""
-
-    def __init__(self, marker: Path):
-        self.marker = Path(marker)
-
-    def __reduce__(self):
-        return (Path.touch, (self.marker,))
-
-
-FORMATS = ("zip", "legacy", "plain-pickle")  # torch.save's two formats, and a bare pickle
-
-
-def plant_pickle(path: Path, marker: Path, fmt: str = "zip") -> Path:
-    """A file at ``path`` holding a code-running object, in one of :data:`FORMATS`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"weight": PlantedPickle(marker), "state_dict": {"weight": PlantedPickle(marker)}}
-    if fmt == "plain-pickle":
-        path.write_bytes(pickle.dumps(payload, protocol=2))
-    else:
-        torch.save(payload, path, _use_new_zipfile_serialization=fmt == "zip")
-    assert not marker.exists()
-    return path
+FORMATS = PICKLE_FORMATS
 
 
 def assert_refused(call, marker: Path, *names: str | Path, kind: type = UserError) -> str:
@@ -391,7 +370,7 @@ def test_pickled_bin_in_the_hugging_face_cache_is_never_read(hf_cache, marker, m
 
 @needs_anomalib
 def test_planted_pickle_named_model_safetensors_in_the_cache_is_refused(hf_cache, marker):
-    planted = plant_pickle(hf_snapshot(hf_cache, "timm/resnet18.a1_in1k") / "model.safetensors", marker)
+    plant_pickle(hf_snapshot(hf_cache, "timm/resnet18.a1_in1k") / "model.safetensors", marker)
     cfg = anomalib_models.BaselineConfig("PaDiM", image_size=32, pretrained=True)
     assert_refused(lambda: anomalib_models.build(cfg), marker, "model.safetensors", kind=WeightsRefused)
 
