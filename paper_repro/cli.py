@@ -37,6 +37,7 @@ from paper_repro.errors import UserError
 # Modules that add sub-commands, in the order ``--help`` lists them.
 COMMAND_MODULES = (
     "paper_repro.book.reproduce",
+    "paper_repro.book.build",
     "paper_repro.data.cli",
     "paper_repro.defect_gan.cli",
     "paper_repro.dadnet.cli",

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 SCALES = ("smoke", "demo", "full")
+SCALE_ENV = "PAPER_REPRO_SCALE"  # set by the book build for every chapter's kernel
 DEFAULT_SEED = 42  # DADNet §3.2 trains with seed 42; the whole book uses it.
 
 
@@ -36,7 +37,7 @@ def default_scale() -> str:
     The book command sets ``PAPER_REPRO_SCALE=demo``; nbval and a plain ``jupyter`` session get
     ``smoke``; papermill (``python -m paper_repro reproduce``) injects the scale as a parameter.
     """
-    return check_scale(os.environ.get("PAPER_REPRO_SCALE", "smoke"))
+    return check_scale(os.environ.get(SCALE_ENV, "smoke"))
 
 
 def cache_dir() -> Path:

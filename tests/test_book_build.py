@@ -61,3 +61,81 @@ def test_math_is_typeset_offline_in_headless_chromium(tmp_path):
              f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=15000", "--dump-dom"]
     dom = subprocess.run([CHROMIUM, *flags, page.as_uri()], capture_output=True, text=True, timeout=120).stdout
     assert 'class="MathJax_Display"' in dom  # MathJax ran and replaced the TeX with typeset output
+
+
+# ------------------------------------------------------------------------------------------
+# python -m paper_repro book: stale chapters executed side by side into the scale's cache
+# ------------------------------------------------------------------------------------------
+def _two_lane_book(tmp_path: Path) -> Path:
+    """Three chapters: ``first`` writes a file slowly, ``second`` (after: first) reads it, ``other``
+    is independent; each writes the scale and its thread count."""
+    import nbformat
+
+    root = tmp_path / "book_root"
+    (root / "book").mkdir(parents=True)
+    shutil.copy(REPO / "_config.yml", root / "_config.yml")
+    (root / "_toc.yml").write_text("format: jb-book\nroot: book/first\nchapters:\n  - file: book/other\n"
+                                   "  - file: book/second\n")
+    env = "import os, time\nprint(os.environ['PAPER_REPRO_SCALE'], os.environ['OMP_NUM_THREADS'])\n"
+    make_notebook(root / "book" / "first.ipynb", [("markdown", "# First"), ("code", env + "time.sleep(3)\n"
+                  "open('handoff.txt', 'w').write('from first')")])
+    make_notebook(root / "book" / "other.ipynb", [("markdown", "# Other"), ("code", env)])
+    second = make_notebook(root / "book" / "second.ipynb", [("markdown", "# Second"),
+                           ("code", env + "print(open('handoff.txt').read())")])
+    notebook = nbformat.read(second, as_version=4)
+    notebook.metadata["paper_repro"] = {"after": ["first"]}
+    nbformat.write(notebook, second)
+    return root
+
+
+def test_book_executes_stale_chapters_in_parallel_after_what_they_read(tmp_path, monkeypatch):
+    from jupyter_cache import get_cache
+
+    from paper_repro.book import build
+
+    root = _two_lane_book(tmp_path)
+    monkeypatch.setattr(build.os, "cpu_count", lambda: 2)
+    lines: list[str] = []
+    results = build.execute_stale(root, "smoke", jobs=2, log=lines.append)
+    assert [r.error for r in results] == [None, None, None], lines
+    order = [line.split()[1] for line in lines if line.strip().startswith("executed ")]
+    assert order.index("second") > order.index("first")  # `after` waited for the file it reads
+    assert any("2 at a time, 1 thread(s) each" in line for line in lines)
+    cache = get_cache(str(build.cache_folder(root, "smoke")))
+    outputs = {Path(r.uri).stem: "".join(o.get("text", "") for c in cache.get_cache_bundle(r.pk).nb.cells
+                                         for o in c.get("outputs", []))
+               for r in cache.list_cache_records()}
+    assert outputs["second"] == "smoke 1\nfrom first\n"
+    assert outputs["other"] == "smoke 1\n"
+    # nothing changed: nothing runs; the demo scale has its own cache
+    assert build.stale_chapters(root, "smoke") == []
+    assert len(build.stale_chapters(root, "demo")) == 3
+    again: list[str] = []
+    assert build.execute_stale(root, "smoke", jobs=2, log=again.append) == []
+    assert "nothing to execute" in again[0]
+
+
+def test_book_stops_naming_a_failing_chapter_and_runs_nothing_after_it(tmp_path):
+    from paper_repro.book import build
+
+    root = _two_lane_book(tmp_path)
+    make_notebook(root / "book" / "first.ipynb", [("markdown", "# First"), ("code", "raise ValueError('no handoff')")])
+    lines: list[str] = []
+    results = build.execute_stale(root, "smoke", jobs=1, log=lines.append)
+    failed = [r for r in results if r.error]
+    assert [r.chapter for r in failed] == ["first"] and "no handoff" in failed[0].error
+    assert "second" not in {r.chapter for r in results}  # it reads what `first` should have written
+
+
+def test_book_command_renders_from_the_cache_without_executing_again(tmp_path):
+    root = _two_lane_book(tmp_path)
+    command = [sys.executable, "-m", "paper_repro", "book", "--scale", "smoke", "--jobs", "2", "--book", str(root)]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=root)
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    assert "executed  second" in first.stdout
+    assert (root / "_build" / "html" / "book" / "second.html").is_file()
+    html = (root / "_build" / "html" / "book" / "second.html").read_text()
+    assert "from first" in html
+    again = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=root)
+    assert again.returncode == 0 and "nothing to execute" in again.stdout
+    assert "Executing notebook" not in again.stdout + again.stderr  # Jupyter Book only read the cache

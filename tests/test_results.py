@@ -62,3 +62,78 @@ def test_markdown_keeps_small_numbers_readable():
     for shown in ("2010", "65.6", "0.0184", "0.00087"):
         assert shown in markdown
     assert "nan" not in markdown  # a missing number is an empty cell
+
+
+# ------------------------------------------------------------------------------------------
+# Verdicts: the paper's claim, this run's answer, and the number that decides it
+# ------------------------------------------------------------------------------------------
+def test_spread_is_the_mean_and_sample_standard_deviation():
+    from paper_repro.results.reading import Spread
+
+    spread = Spread.of([1.0, 2.0, 3.0])
+    assert (spread.n, spread.mean, spread.sd) == (3, 2.0, 1.0)
+    assert str(spread) == "2 ± 1 (3 seeds)"
+    with pytest.raises(ValueError, match="NaN"):
+        Spread.of([1.0, float("nan")])
+
+
+@pytest.mark.parametrize("better, worse, expected, how", [
+    ([60.0, 61.0, 62.0], [70.0, 71.0, 72.0], "holds", ""),                 # 10 lower, SE 0.82
+    ([60.0, 70.0, 80.0], [65.0, 75.0, 85.0], "does not hold", "within seed noise"),
+    ([80.0, 81.0, 82.0], [60.0, 61.0, 62.0], "does not hold", "reversed"),
+])
+def test_an_improvement_is_decided_against_the_spread_of_its_difference(better, worse, expected, how):
+    from paper_repro.results.reading import Spread, improvement
+
+    verdict = improvement("Table 1", "Defect-GAN has a lower FID than StarGAN", ("Defect-GAN", Spread.of(better)),
+                          ("StarGAN", Spread.of(worse)), higher_is_better=False)
+    assert verdict.verdict == expected
+    assert how in verdict.deciding and "standard errors" in verdict.deciding
+    assert "Defect-GAN" in verdict.answer and "StarGAN" in verdict.answer
+
+
+def test_a_run_that_has_not_converged_is_undecided_whatever_the_numbers():
+    from paper_repro.results.reading import UNDECIDED, Spread, improvement
+
+    verdict = improvement("Table 3", "augmenting helps", ("Defect-GAN", Spread.of([80, 81, 82])),
+                          ("None", Spread.of([50, 51, 52])), higher_is_better=True,
+                          converged="validation accuracy still rose in the last 5 epochs")
+    assert verdict.verdict == UNDECIDED and "still rose" in verdict.deciding
+
+
+def test_one_seed_has_no_spread_and_gets_no_verdict():
+    from paper_repro.results.reading import Spread, improvement
+
+    with pytest.raises(ValueError, match="needs a spread"):
+        improvement("T", "c", ("a", Spread.of([1.0])), ("b", Spread.of([2.0, 3.0])), higher_is_better=True)
+
+
+def test_best_of_is_decided_by_the_closest_competitor():
+    from paper_repro.results.reading import Spread, best_of
+
+    rows = {"DADNet": Spread.of([97, 98, 99]), "PaDiM": Spread.of([96, 97, 98]), "RD": Spread.of([70, 71, 72])}
+    verdict = best_of("Table 1", "DADNet has the best image AUROC", "DADNet", rows, higher_is_better=True)
+    assert verdict.verdict == "does not hold" and "closest: DADNet is +1" in verdict.deciding
+    rows["PaDiM"] = Spread.of([80, 81, 82])
+    assert best_of("Table 1", "c", "DADNet", rows, higher_is_better=True).verdict == "holds"
+
+
+def test_an_ordering_holds_only_with_a_significant_kendall_tau():
+    from paper_repro.results.reading import Spread, ordering
+
+    paper = {"a": 295.1, "b": 103.0, "c": 99.7, "d": 76.8, "e": 69.5, "f": 65.6}
+    same = {k: Spread.of([v, v + 1]) for k, v in paper.items()}
+    verdict = ordering("Table 2", "each component lowers FID", paper, same, lower_is_better=True)
+    assert verdict.verdict == "holds" and "tau +1.00" in verdict.deciding
+    assert verdict.answer.startswith("this run f < e < d < c < b < a")
+    shuffled = dict(zip(paper, [Spread.of([v, v]) for v in (70.0, 90.0, 60.0, 100.0, 80.0, 65.0)]))
+    assert ordering("Table 2", "c", paper, shuffled, lower_is_better=True).verdict == "does not hold"
+
+
+def test_a_verdict_frame_has_one_row_per_claim():
+    from paper_repro.results.reading import Verdict, verdict_frame
+
+    frame = verdict_frame([Verdict("Table 1", "c", "a", "holds", "d"), Verdict("Table 2", "c", "a", "does not hold", "d")])
+    assert list(frame.columns) == ["table", "claim", "this run", "verdict", "deciding number"]
+    with pytest.raises(ValueError, match="verdict"):
+        Verdict("T", "c", "a", "probably", "d")

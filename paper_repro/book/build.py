@@ -1,0 +1,211 @@
+"""``python -m paper_repro book``: build the rendered book, executing its stale chapters side by side first.
+
+    python -m paper_repro book                      # demo scale, as many chapters at a time as cores / 1
+    python -m paper_repro book --scale smoke --jobs 1
+
+Jupyter Book executes notebooks one after another, each with every core. This command first asks the
+book's execution cache (jupyter-cache, one per scale under ``_build/.jupyter_cache/<scale>``, keyed by
+each notebook's code) which chapters it does not hold, executes those ``--jobs`` at a time - each kernel
+with ``cores / jobs`` threads, progress bars off (they are widgets a static page cannot show) - prints
+each chapter's execution time, caches the executed notebooks, then runs ``jupyter-book build``, which
+finds every chapter in the cache and only renders. A rebuild with nothing changed executes nothing.
+
+A chapter that reads what another trains (a table reading the training chapter's runs) names it in
+its notebook metadata, ``{"paper_repro": {"after": ["dadnet/training_evaluation"]}}``, and is started
+only when that chapter has finished; otherwise chapters start in reading order. Two chapters that
+still ask for the same cached run meet at its lock: one trains, the other waits and reads it.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from paper_repro.book.reproduce import chapter_name, find_book_root, list_chapters
+from paper_repro.cli import positive_int
+from paper_repro.config import SCALE_ENV, SCALES
+from paper_repro.errors import UserError
+
+# nbformat, yaml and jupyter-cache are imported where they are used: jupyter-cache alone takes ~2 s to
+# import, and every command of the CLI loads this module to register `book`.
+CONFIG_FILE = "_config.yml"
+BUILD_DIR = "_build"
+
+
+@dataclass
+class Executed:
+    chapter: str
+    seconds: float
+    error: str | None = None
+
+
+def cache_folder(book_root: Path, scale: str) -> Path:
+    """The execution cache of ``scale``: a demo build never reads a smoke build's outputs."""
+    return book_root / BUILD_DIR / ".jupyter_cache" / scale
+
+
+def scale_config(book_root: Path, scale: str) -> Path:
+    """``_config.yml`` with the execution cache of ``scale``, written to ``_build/config-<scale>.yml``."""
+    import yaml
+
+    config = yaml.safe_load((book_root / CONFIG_FILE).read_text())
+    config.setdefault("execute", {})["cache"] = str(cache_folder(book_root, scale))
+    path = book_root / BUILD_DIR / f"config-{scale}.yml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"# written by `python -m paper_repro book --scale {scale}` from {CONFIG_FILE}\n"
+                    + yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def read_notebook(path: Path):
+    import nbformat
+
+    return nbformat.read(path, as_version=4)
+
+
+def needs_of(notebook) -> list[str]:
+    """The chapters this one runs after (its metadata ``paper_repro.after``)."""
+    return list(notebook.metadata.get("paper_repro", {}).get("after", []))
+
+
+def stale_chapters(book_root: Path, scale: str) -> list[Path]:
+    """The chapters (reading order) whose code the cache of ``scale`` holds no executed copy of."""
+    from jupyter_cache import get_cache
+
+    cache = get_cache(str(cache_folder(book_root, scale)))
+    stale = []
+    for chapter in list_chapters(book_root):
+        try:
+            cache.match_cache_notebook(read_notebook(book_root / chapter))
+        except KeyError:
+            stale.append(chapter)
+    return stale
+
+
+def kernel_environment(scale: str, jobs: int) -> dict[str, str]:
+    """What every chapter's kernel inherits: the scale, its share of the cores, no progress bars."""
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    return {SCALE_ENV: scale, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+            "TQDM_DISABLE": "1", "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+
+
+def execute_chapter(book_root: Path, chapter: Path, scale: str, timeout: int | None) -> Executed:
+    """Execute one chapter in its folder and store it in the cache of ``scale``."""
+    from jupyter_cache import get_cache
+    from jupyter_cache.base import CacheBundleIn
+    from jupyter_cache.executors.utils import single_nb_execution
+
+    path = book_root / chapter
+    notebook = read_notebook(path)
+    result = single_nb_execution(notebook, cwd=str(path.parent), timeout=timeout, allow_errors=False)
+    if result.err is not None:
+        last = [line for line in (result.exc_string or "").strip().splitlines() if line.strip()][-1:]
+        return Executed(chapter_name(chapter), result.time, f"{chapter}: {last[0] if last else result.err}")
+    cache = get_cache(str(cache_folder(book_root, scale)))
+    cache.cache_notebook_bundle(CacheBundleIn(result.nb, str(path), data={"execution_seconds": result.time}),
+                                check_validity=False, overwrite=True)
+    return Executed(chapter_name(chapter), result.time)
+
+
+def execute_stale(book_root: Path, scale: str, jobs: int, timeout: int | None = None,
+                  log=print) -> list[Executed]:
+    """Execute every stale chapter, ``jobs`` at a time, each after the chapters it names in ``after``."""
+    pending = stale_chapters(book_root, scale)
+    if not pending:
+        log(f"book ({scale}): every chapter is in the cache; nothing to execute")
+        return []
+    names = {chapter_name(c) for c in list_chapters(book_root)}
+    needs = {c: [n for n in needs_of(read_notebook(book_root / c)) if n in names] for c in pending}
+    unknown = {n for c in pending for n in needs_of(read_notebook(book_root / c))} - names
+    if unknown:
+        raise UserError(f"chapters name unknown chapters in paper_repro.after: {', '.join(sorted(unknown))}")
+    os.environ.update(kernel_environment(scale, jobs))
+    log(f"book ({scale}): executing {len(pending)} chapter(s), {jobs} at a time, "
+        f"{os.environ['OMP_NUM_THREADS']} thread(s) each")
+    started = time.perf_counter()
+    done: set[str] = {n for n in names if n not in {chapter_name(c) for c in pending}}
+    condition = threading.Condition()
+    results: list[Executed] = []
+    failed = threading.Event()
+
+    def next_ready() -> Path | None:
+        """The first pending chapter whose ``after`` chapters are done (waits while one is running)."""
+        with condition:
+            while pending and not failed.is_set():
+                for chapter in pending:
+                    if all(n in done for n in needs[chapter]):
+                        pending.remove(chapter)
+                        return chapter
+                condition.wait()
+            return None
+
+    def worker() -> None:
+        while (chapter := next_ready()) is not None:
+            outcome = execute_chapter(book_root, chapter, scale, timeout)
+            with condition:
+                results.append(outcome)
+                if outcome.error:
+                    failed.set()
+                    log(f"  FAILED    {outcome.chapter} after {outcome.seconds:.0f} s: {outcome.error}")
+                else:
+                    done.add(outcome.chapter)
+                    log(f"  executed  {outcome.chapter} in {outcome.seconds:.0f} s "
+                        f"({time.perf_counter() - started:.0f} s since the start)")
+                condition.notify_all()
+
+    with ThreadPoolExecutor(jobs) as pool:
+        for future in [pool.submit(worker) for _ in range(jobs)]:
+            future.result()
+    log(f"book ({scale}): executed {sum(r.error is None for r in results)} chapter(s) in "
+        f"{time.perf_counter() - started:.0f} s")
+    return results
+
+
+def build_book(book_root: Path, scale: str, jobs: int, timeout: int | None = None) -> int:
+    """Execute the stale chapters, then render with Jupyter Book; 0 on success."""
+    started = time.perf_counter()
+    results = execute_stale(book_root, scale, jobs, timeout)
+    failures = [r for r in results if r.error]
+    if failures:
+        for failure in failures:
+            print(f"error: {failure.error}", file=sys.stderr)
+        return 1
+    config = scale_config(book_root, scale)
+    command = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(book_root), "--builder", "html",
+               "--config", str(config)]
+    status = subprocess.call(command, cwd=book_root, env={**os.environ, **kernel_environment(scale, 1)})
+    print(f"book ({scale}): built in {time.perf_counter() - started:.0f} s; "
+          f"{book_root / BUILD_DIR / 'html' / 'index.html'}")
+    return status
+
+
+def default_jobs() -> int:
+    """One chapter per core (the book's networks are small: one thread each uses a core well)."""
+    return max(1, os.cpu_count() or 1)
+
+
+def _command(args: argparse.Namespace) -> int:
+    book_root = Path(args.book).resolve() if args.book else find_book_root()
+    return build_book(book_root, args.scale, args.jobs, args.timeout)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("book", help="build the rendered book (stale chapters executed side by side)",
+                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scale", choices=SCALES, default="demo", help="the chapters' scale (default demo)")
+    parser.add_argument("--jobs", type=positive_int, default=default_jobs(),
+                        help="chapters executed at a time (default: one per core)")
+    parser.add_argument("--timeout", type=positive_int, default=None,
+                        help="seconds a cell may run (default: no limit)")
+    parser.add_argument("--book", help="repository root holding _toc.yml (default: found from here)")
+    parser.set_defaults(func=_command)
+
+
+__all__ = ["cache_folder", "scale_config", "needs_of", "stale_chapters", "kernel_environment", "execute_chapter",
+           "execute_stale", "build_book", "register"]
