@@ -51,9 +51,17 @@ def cache_dir() -> Path:
     return path
 
 
+# SDGM checkpoints that are names, not folders or model ids
+TINY_SD_MODEL = "tiny"  # SDGM's offline, randomly initialised pipeline (tests only); not a checkpoint on disk
+# SDGM's stand-in for Stable Diffusion at smoke and demo: a small inpainting diffusion model the project
+# pretrained itself and ships in paper_repro/dadnet/sdgm_standin/ (MODEL_CARD.md; `dadnet sdgm-pretrain`)
+STANDIN_SD_MODEL = "standin"
+
+
 # --------------------------------------------------------------------------------------------
 # Defect-GAN (Zhang et al., WACV 2021)
 # --------------------------------------------------------------------------------------------
+
 @dataclass(frozen=True)
 class DefectGANConfig:
     # §4.1: "all images are resized to 128x128", batch 4, 500k iterations, ~1 day on a 2080Ti.
@@ -289,14 +297,14 @@ PROFILES: dict[str, tuple[type, dict[str, dict[str, Any]]]] = {
     "dadnet": (DADNetConfig, {
         "smoke": dict(image_size=32, batch_size=4, epochs=2, lr_milestones=(1, 2), recon_width=8,
                       disc_width=8, sd_steps=2, sdgm_variants=2, runs=1, categories=("tile", "wood"),
-                      checkpoint_every=1, sd_model_id="tiny"),
+                      checkpoint_every=1, sd_model_id=STANDIN_SD_MODEL),
         # demo: three categories trained in the book (~8 min of CPU each); milestones keep the paper's
         # 400/600-of-700 proportions. lr 1e-3: demo makes 2,400 optimiser steps where the paper makes
         # ~21,000, and at lr 1e-4 the detector is still far from converged by then. How widths, epochs
         # and lr were chosen (seeds 42-44, a second synthetic set): docs/measurements.md.
         "demo": dict(image_size=64, batch_size=8, epochs=120, lr=1e-3, lr_milestones=(69, 103),
                      recon_width=8, disc_width=8, sd_steps=8, sdgm_variants=4, runs=1,
-                     categories=("concrete", "metal", "tile"), checkpoint_every=10, sd_model_id="tiny"),
+                     categories=("concrete", "metal", "tile"), checkpoint_every=10, sd_model_id=STANDIN_SD_MODEL),
         "full": {},
     }),
     # DADNet's runs behind Tables 1-4. At demo, 12 epochs of 20 steps (the 400/600-of-700 decay
@@ -341,7 +349,6 @@ DRY_RUN_CAPS: dict[str, dict[str, Any]] = {
 }
 DRY_RUN_ENV = "PAPER_REPRO_DRY_RUN"     # set by `reproduce --dry-run` for the chapters it runs
 PRECISION_ENV = "PAPER_REPRO_PRECISION"  # set by `reproduce --precision`: every training run's precision
-TINY_SD_MODEL = "tiny"  # SDGM's offline, randomly initialised pipeline (tests); not a checkpoint on disk
 SD_MODEL_ENV = "PAPER_REPRO_SD_MODEL"    # set by `reproduce --sd-model` or a chapter's sd_model: SDGM's checkpoint
 
 
@@ -395,5 +402,6 @@ __all__ = [
     "SCALES", "DEFAULT_SEED", "check_scale", "default_scale", "cache_dir",
     "DefectGANConfig", "DetectionConfig", "DADNetConfig", "GANTablesConfig", "BaselinesConfig",
     "BundledDataConfig", "PROFILES", "PROFILE_BASES", "DRY_RUN_CAPS", "DRY_RUN_ENV", "PRECISION_ENV", "SD_MODEL_ENV", "TINY_SD_MODEL",
+    "STANDIN_SD_MODEL",
     "sd_model_for", "dry_run_active", "scale_overrides", "get_config", "config_table",
 ]

@@ -1,4 +1,4 @@
-"""``python -m paper_repro dadnet train|eval``."""
+"""``python -m paper_repro dadnet train|eval|sdgm-pretrain``."""
 from __future__ import annotations
 
 import argparse
@@ -40,6 +40,16 @@ def register(subparsers) -> None:
     ev.add_argument("--device", type=device_name, default="cpu")
     ev.set_defaults(func=_eval)
 
+    sp = sub.add_parser("sdgm-pretrain", help="pretrain SDGM's small stand-in diffusion model (the one "
+                        "shipped in paper_repro/dadnet/sdgm_standin/; ~35 min on one CPU thread)")
+    sp.add_argument("--out", required=True, type=output_folder, help="folder for the diffusers checkpoint")
+    sp.add_argument("--steps", type=positive_int, default=2800, help="UNet training steps (default 2800)")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--image-size", type=positive_int, default=64, help="training size in px (and half of it)")
+    sp.add_argument("--batch-size", type=positive_int, default=64)
+    sp.add_argument("--threads", type=positive_int, default=1, help="CPU threads (1: byte-identical reruns)")
+    sp.set_defaults(func=_sdgm_pretrain)
+
 
 def _train(args: argparse.Namespace) -> int:
     from paper_repro.config import sd_model_for
@@ -72,4 +82,13 @@ def _eval(args: argparse.Namespace) -> int:
     check_run_folder(args.run, "dadnet")
     values, _ = evaluate(args.run, args.data, args.category, device=args.device)
     print(json.dumps({k: round(v, 4) for k, v in values.items()}, indent=2))
+    return 0
+
+
+def _sdgm_pretrain(args: argparse.Namespace) -> int:
+    from paper_repro.dadnet.sdgm_pretrain import pretrain
+
+    out = pretrain(args.out, steps=args.steps, seed=args.seed, image_size=args.image_size,
+                   batch_size=args.batch_size, threads=args.threads)
+    print(f"SDGM stand-in -> {out} (MODEL_CARD.md inside); use it with --sd-model {out}")
     return 0

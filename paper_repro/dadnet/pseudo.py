@@ -45,7 +45,7 @@ def sdgm_bank(normals: torch.Tensor, category: str, *, model="tiny", variants: i
     image it started from. Cached (:func:`~paper_repro.runs.folders.cached_tensors`). ``model`` is a
     model id, a folder, ``"tiny"`` or already loaded :class:`~paper_repro.dadnet.sdgm.SDGMComponents`.
     """
-    prompts = prompts_for(category, n_prompts)
+    prompts = prompts_for(category, n_prompts, model)
     loaded = isinstance(model, SDGMComponents)
     key = dict(model=model.source if loaded else str(model), category=category, variants=variants,
                prompts=prompts, steps=steps, strength=strength, guidance=guidance_scale, seed=seed,

@@ -17,9 +17,16 @@ Two ways in, one code path (:func:`load_sdgm`):
 
 - a model id or local folder of a real Stable Diffusion (inpainting) checkpoint, e.g.
   ``stable-diffusion-v1-5/stable-diffusion-inpainting``;
-- ``"tiny"``: a tiny, *randomly initialised* pipeline built from configs, with a CLIP tokenizer
-  rebuilt offline from the BPE vocabulary that ships in the ``open_clip`` package. It exercises every
-  line of the loop but knows nothing about defects: its pictures are structured noise.
+- ``"standin"`` (smoke and demo): a small inpainting diffusion model that the project pretrained
+  itself on a corpus of rendered defects (:mod:`paper_repro.dadnet.sdgm_pretrain`) and ships in
+  ``sdgm_standin/`` in the diffusers layout, with a model card; it is loaded exactly as a real folder
+  is, and its weights are checked against :data:`STANDIN_SHA256` first;
+- ``"tiny"`` (tests only): a tiny, *randomly initialised* pipeline built from configs, with a CLIP
+  tokenizer rebuilt offline from the BPE vocabulary that ships in the ``open_clip`` package. It
+  exercises every line of the loop but knows nothing about defects: its pictures are structured noise.
+
+A checkpoint folder may carry ``prompts.json`` (category -> prompts): the prompts it was trained
+on, which :func:`prompts_for` then uses instead of :data:`DEFAULT_PROMPTS`.
 
 An inpainting UNet (9 input channels) also receives the mask and the masked image's latent, as in
 ``StableDiffusionInpaintPipeline``; a text-to-image UNet (4 channels) just denoises. Either way the
@@ -28,9 +35,11 @@ pixels outside M_g are put back by eq. (6), since the model itself does not keep
 from __future__ import annotations
 
 import gzip
+import hashlib
+import json
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -44,12 +53,21 @@ from tqdm.auto import tqdm
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from paper_repro.compose import compose
-from paper_repro.config import TINY_SD_MODEL, cache_dir
+from paper_repro.config import STANDIN_SD_MODEL, TINY_SD_MODEL, cache_dir
 from paper_repro.errors import UserError
 from paper_repro.weights import (SD_EXCLUDE, SD_INCLUDE, WeightsMissing, is_repo_id, locate_stable_diffusion,
                                  one_line_reason, sd_variants)
 
 TINY = TINY_SD_MODEL
+STANDIN = STANDIN_SD_MODEL
+STANDIN_DIR = Path(__file__).resolve().parent / "sdgm_standin"
+# The shipped stand-in's weights (sdgm_standin/MODEL_CARD.md lists the same): a changed file is refused.
+STANDIN_SHA256: dict[str, str] = {
+    "text_encoder/model.safetensors": "7c96adb1382cae5844e8d36ef801decafce943dd01d7f3e4b5eedc4dde22bedb",
+    "unet/diffusion_pytorch_model.safetensors": "53b786dfc4114fa1cf1d0322d3b76a786452638936236aed8052c4c932010d35",
+    "vae/diffusion_pytorch_model.safetensors": "2305e1b147be014406de715f169df4d1baa70027027876aaea0ca47e1343cc2b",
+}
+PROMPTS_FILE = "prompts.json"
 
 # §3.2: four defect semantics per category, set in advance. MVTec AD's eight categories of Tables
 # 1-3 and the bundled synthetic surfaces; other categories get generic prompts.
@@ -77,10 +95,26 @@ DEFAULT_PROMPTS: dict[str, tuple[str, ...]] = {
 }
 
 
-def prompts_for(category: str, n: int = 4) -> list[str]:
-    """The first ``n`` defect prompts of ``category`` (generic ones for an unknown category)."""
+def checkpoint_prompts(model: "str | Path | SDGMComponents | None") -> dict[str, tuple[str, ...]]:
+    """The prompts a checkpoint was trained on (its ``prompts.json``; the stand-in has one), else ``{}``."""
+    if isinstance(model, SDGMComponents):
+        return model.prompts
+    if model is None or str(model) == TINY:
+        return {}
+    folder = STANDIN_DIR if str(model) == STANDIN else Path(str(model)).expanduser()
+    path = folder / PROMPTS_FILE
+    if not path.is_file():
+        return {}
+    return {category: tuple(prompts) for category, prompts in json.loads(path.read_text()).items()}
+
+
+def prompts_for(category: str, n: int = 4, model: "str | Path | SDGMComponents | None" = None) -> list[str]:
+    """The first ``n`` defect prompts of ``category``: those ``model``'s checkpoint was trained on when
+    it says (:func:`checkpoint_prompts`), else :data:`DEFAULT_PROMPTS` (generic ones for an unknown
+    category)."""
     generic = tuple(f"a {category} surface with a {d}" for d in ("crack", "scratch", "stain", "hole"))
-    prompts = list(DEFAULT_PROMPTS.get(category, generic))
+    known = checkpoint_prompts(model).get(category) or DEFAULT_PROMPTS.get(category, generic)
+    prompts = list(known)
     return (prompts * math.ceil(n / len(prompts)))[:n]
 
 
@@ -139,7 +173,8 @@ class SDGMComponents:
     vae: Any
     unet: Any
     scheduler: Any
-    source: str  # the model id / folder, or "tiny (random weights)"
+    source: str  # the model id / folder, "standin (...)" or "tiny (random weights)"
+    prompts: dict[str, tuple[str, ...]] = field(default_factory=dict)  # the checkpoint's prompts.json
 
     @property
     def inpainting(self) -> bool:
@@ -148,6 +183,10 @@ class SDGMComponents:
     @property
     def is_tiny(self) -> bool:
         return self.source.startswith(TINY)
+
+    @property
+    def is_standin(self) -> bool:
+        return self.source.startswith(STANDIN)
 
     def to(self, device: torch.device | str) -> "SDGMComponents":
         for module in (self.text_encoder, self.vae, self.unet):
@@ -212,9 +251,32 @@ def tiny_sdgm_dir() -> Path:
     return folder
 
 
+def standin_sdgm_dir() -> Path:
+    """The shipped stand-in's folder, its weights checked against :data:`STANDIN_SHA256`."""
+    for name, expected in STANDIN_SHA256.items():
+        path = STANDIN_DIR / name
+        if not path.is_file():
+            raise UserError(f"SDGM stand-in: {path} is missing; reinstall paper_repro, or retrain it with "
+                            f"`python -m paper_repro dadnet sdgm-pretrain --out DIR` and pass --sd-model DIR")
+        if file_sha256(path) != expected:
+            raise UserError(f"SDGM stand-in: {path} does not match its checksum (sdgm_standin/MODEL_CARD.md); "
+                            f"a retrained stand-in is loaded by its folder: --sd-model DIR")
+    return STANDIN_DIR
+
+
+def file_sha256(path: str | Path) -> str:
+    """The sha256 hex digest of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def load_sdgm(model: str | Path = TINY, local_files_only: bool | None = None,
               device: torch.device | str = "cpu") -> SDGMComponents:
-    """Load the components of ``model``: ``"tiny"``, a local folder, or a Hugging Face model id.
+    """Load the components of ``model``: ``"standin"``, ``"tiny"``, a local folder, or a Hugging Face
+    model id.
 
     A model id is read from the Hugging Face cache (after ``hf download <id> ...``; the command is in
     the error when it is missing). ``local_files_only=False``, or ``PAPER_REPRO_SD_DOWNLOAD=1`` when
@@ -227,11 +289,17 @@ def load_sdgm(model: str | Path = TINY, local_files_only: bool | None = None,
     or refused (:func:`paper_repro.weights.locate_stable_diffusion`), or that diffusers cannot load,
     raises :class:`UserError`, one line naming it.
     """
-    is_tiny = str(model) == TINY
+    name = str(model)
     if local_files_only is None:
-        local_files_only = is_tiny or os.environ.get("PAPER_REPRO_SD_DOWNLOAD", "0") != "1"
-    folder = tiny_sdgm_dir() if is_tiny else _sd_folder(str(model), download=not local_files_only)
-    comps = _load_components(folder, source=f"{TINY} (random weights)" if is_tiny else str(model))
+        local_files_only = name in (TINY, STANDIN) or os.environ.get("PAPER_REPRO_SD_DOWNLOAD", "0") != "1"
+    if name == TINY:
+        folder, source = tiny_sdgm_dir(), f"{TINY} (random weights)"
+    elif name == STANDIN:
+        folder, source = standin_sdgm_dir(), f"{STANDIN} (paper_repro's pretrained stand-in, {STANDIN_DIR.name}/)"
+    else:
+        folder, source = _sd_folder(name, download=not local_files_only), name
+    comps = _load_components(folder, source=source)
+    comps.prompts = checkpoint_prompts(folder)
     for module in (comps.text_encoder, comps.vae, comps.unet):
         module.eval().requires_grad_(False)
     comps.unet.set_attn_processor(ExplicitAttention())
