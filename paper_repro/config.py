@@ -335,7 +335,7 @@ PROFILE_BASES = {"defect_gan_tables": "defect_gan", "dadnet_tables": "dadnet"}
 # capped to a step or two, so a GPU user checks the batch in minutes before a multi-day run.
 _GAN_DRY = dict(iterations=5, extra_normals=8, n_synthesized=8, log_every=1, sample_every=5, checkpoint_every=5)
 _DADNET_DRY = dict(epochs=1, lr_milestones=(1,), runs=1, sdgm_variants=1, categories=DADNetConfig.categories[:1],
-                   train_limit=16, test_limit=2, checkpoint_every=1)
+                   train_limit=8, test_limit=2, checkpoint_every=1)  # one batch of 8
 DRY_RUN_CAPS: dict[str, dict[str, Any]] = {
     "defect_gan": _GAN_DRY,
     "defect_gan_tables": _GAN_DRY,

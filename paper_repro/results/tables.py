@@ -18,7 +18,7 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from paper_repro.config import PRECISION_ENV
+from paper_repro.config import PRECISION_ENV, dry_run_active
 from paper_repro.runs.precision import resolve_precision
 
 # The packages whose version can change a number in a table.
@@ -63,7 +63,8 @@ class RunInfo:
         """From a chapter's :class:`paper_repro.book.notebook.Chapter`; the precision is the one its
         training runs resolved on its device (``$PAPER_REPRO_PRECISION``, else ``auto``)."""
         precision = resolve_precision(os.environ.get(PRECISION_ENV) or "auto", ctx.device).name
-        return cls(scale=ctx.scale, dataset=dataset or ctx.data_label, device=str(ctx.device),
+        scale = f"{ctx.scale} (dry run: counts capped)" if ctx.scale == "full" and dry_run_active() else ctx.scale
+        return cls(scale=scale, dataset=dataset or ctx.data_label, device=str(ctx.device),
                    notes=tuple((k, str(v)) for k, v in notes.items()), precision=precision)
 
     def describe(self) -> str:
