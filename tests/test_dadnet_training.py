@@ -70,7 +70,7 @@ def test_sdgm_pseudo_anomalies_train(tmp_path):
     cfg = tiny_config(epochs=1, sd_steps=2)
     train(cfg, tmp_path / "s", tile_data(cfg, "sdgm"), progress=False)
     saved = folders.read_run_config(tmp_path / "s")
-    assert saved["pseudo"] == "sdgm:tiny"
+    assert saved["pseudo"] == f"sdgm:{cfg.sd_model_id}"
 
 
 def test_inference_mode_reconstruction_leaves_the_network_training_and_its_statistics_alone():
