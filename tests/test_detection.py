@@ -155,3 +155,25 @@ def test_compare_ordering_states_both_orders_and_tau():
     table = pd.DataFrame({"m": ["a", "b", "c"], "paper": [1.0, 2.0, 3.0], "this run": [10.0, 30.0, 20.0]})
     text = compare_ordering(table, "m", lower_is_better=True)
     assert "paper:    a < b < c" in text and "this run: a < c < b" in text and "+0.33" in text
+
+
+def test_training_stops_once_validation_accuracy_stops_improving(tmp_path):
+    # with patience 2, training ends two epochs after the best validation epoch, before the cap of 20
+    cfg = get_config("detection", "smoke", epochs=20, batch_size=4, patience=2)
+    train, val, test = Toy(8, 0), Toy(4, 2), Toy(4, 3)
+    result = train_classifier(cfg, "resnet34", "toy", train, val, test, tmp_path / "p", source_head=False,
+                              progress=False)
+    assert result.epochs_trained == result.best_epoch + 2 < 20
+    log = (tmp_path / "p" / "log.csv").read_text().splitlines()
+    assert len(log) == 21        # the skipped epochs are logged with the best accuracy, not trained
+
+
+def test_majority_label_set_accuracy_is_the_trivial_floor():
+    from paper_repro.defect_gan.classifier import majority_label_set_accuracy
+
+    train = torch.tensor([[1, 0, 0], [1, 0, 0], [0, 1, 1], [1, 0, 0], [0, 1, 0]]).float()
+    test = torch.tensor([[1, 0, 0], [0, 1, 1], [1, 0, 0], [0, 0, 1]]).float()
+    accuracy, label_set = majority_label_set_accuracy(train, test)
+    assert label_set == [1, 0, 0] and accuracy == 0.5
+    with pytest.raises(ValueError):
+        majority_label_set_accuracy(train[:0], test)

@@ -7,7 +7,9 @@ import pandas as pd
 from paper_repro.config import get_config
 from paper_repro.data.roots import DataSource
 from paper_repro.evaluation.scoring import METRICS
-from paper_repro.experiments.detectors import dadnet_predictions, default_runs, mean_over_runs, scored_row
+from paper_repro.experiments.detectors import (dadnet_loss_curves, dadnet_predictions, default_runs, mean_over_runs,
+                                               per_run_average, scored_row)
+from paper_repro.results.reading import Verdict, best_of, improvement, plateaued
 from paper_repro.results.papers import paper_table
 from paper_repro.results.tables import side_by_side
 
@@ -40,4 +42,33 @@ def table4(frame: pd.DataFrame, run_info) -> dict[str, pd.DataFrame]:
                                  run_info=run_info) for metric in METRICS}
 
 
-__all__ = ["ABLATION", "ablation", "table4"]
+def converged(scale: str, data: DataSource, runs: int, seed: int = 42) -> bool | str:
+    """Have the ablation's runs plateaued (L_Focal over the last tenth of training)?"""
+    curves = dadnet_loss_curves(scale, data, get_config("baselines", scale).ablation_categories, runs,
+                                [(pseudo, dram) for _, pseudo, dram in ABLATION], seed)
+    return plateaued(curves, "L_Focal")
+
+
+def verdicts(frame: pd.DataFrame, converged: bool | str = True) -> list[Verdict]:
+    """The paper's claims from Table 4, on the metrics averaged over the categories per seed: SDGM beats
+    DGM and DRAM helps (image AUROC), and both together are best (each of the three metrics)."""
+    t = "Table 4"
+    paper = paper_table("dadnet.table4").set_index("experiment")
+    image = per_run_average(frame, "image_auroc", by="experiment")
+
+    def claim(better: str, worse: str, what: str) -> Verdict:
+        said = (f"{what} ({better} over {worse}: image AUROC {paper.loc[better, 'image_auroc']:.1f} vs "
+                f"{paper.loc[worse, 'image_auroc']:.1f})")
+        return improvement(t, said, (better, image[better]), (worse, image[worse]), True, converged, " pts")
+
+    out = [claim("Baseline+SDGM", "Baseline+DGM", "SDGM's pseudo-anomalies beat DGM's"),
+           claim("Baseline+DGM+DRAM", "Baseline+DGM", "DRAM improves the baseline")]
+    for metric in METRICS:
+        title = metric.replace("_", " ").replace("auroc", "AUROC").replace("f1", "F1")
+        out.append(best_of(t, f"DADNet (SDGM + DRAM) is the best of the four rows on {title} "
+                           f"({paper.loc['DADNet', metric]:.1f} in the paper)", "DADNet",
+                           per_run_average(frame, metric, by="experiment"), True, converged, " pts"))
+    return out
+
+
+__all__ = ["ABLATION", "ablation", "table4", "converged", "verdicts"]

@@ -11,9 +11,11 @@ from paper_repro.baselines.anomalib_models import METHODS
 from paper_repro.config import BaselinesConfig, get_config
 from paper_repro.data.roots import DataSource
 from paper_repro.experiments.detectors import (baseline_config, baseline_predictions, dadnet_config,
-                                               dadnet_predictions, default_runs, mean_over_runs, scored_row)
+                                               dadnet_loss_curves, dadnet_predictions, default_runs, mean_over_runs,
+                                               per_run_average, scored_row)
 from paper_repro.results.papers import paper_table
 from paper_repro.results.published import published_table
+from paper_repro.results.reading import Verdict, best_of, ordering, plateaued
 from paper_repro.results.tables import side_by_side
 
 TABLE_OF_METRIC = {"image_auroc": "dadnet.table1", "pixel_auroc": "dadnet.table2", "pixel_f1": "dadnet.table3"}
@@ -81,4 +83,30 @@ def wide(table: pd.DataFrame, index: str = "category", columns: str = "method") 
     return out.reindex([i for i in dict.fromkeys(table[index]) if i in out.index])
 
 
-__all__ = ["TABLE_OF_METRIC", "comparison", "with_published", "side_by_side_tables", "wide"]
+def converged(scale: str, data: DataSource, runs: int, seed: int = 42) -> bool | str:
+    """Have DADNet's runs behind the tables plateaued (L_Focal over the last tenth of training)?"""
+    curves = dadnet_loss_curves(scale, data, get_config("baselines", scale).categories, runs, [("sdgm", True)], seed)
+    return plateaued(curves, "L_Focal")
+
+
+def verdicts(frame: pd.DataFrame, converged: bool | str = True, baselines_note: str = "") -> list[Verdict]:
+    """For each of Tables 1-3: is DADNet the best of the five methods (the metric averaged over the
+    categories, per seed), and do the five fall in the paper's order (Kendall's tau)?"""
+    out = []
+    for metric, key in TABLE_OF_METRIC.items():
+        table = f"Table {key[-1]}"
+        paper = paper_table(key)
+        paper = paper[paper["category"] == "average"].set_index("method")[metric]
+        run = per_run_average(frame, metric)
+        title = metric.replace("_", " ").replace("auroc", "AUROC").replace("f1", "F1")
+        out.append(best_of(table, f"DADNet has the best average {title} of the five methods ({paper['DADNet']:.1f}; "
+                           f"next best {paper.drop('DADNet').max():.1f}){baselines_note}", "DADNet", run, True,
+                           converged, " pts"))
+        if len([m for m in paper.index if m in run]) >= 3:
+            out.append(ordering(table, f"the five methods rank as in the paper on average {title}",
+                                paper.to_dict(), run, lower_is_better=False, converged=converged))
+    return out
+
+
+__all__ = ["TABLE_OF_METRIC", "comparison", "with_published", "side_by_side_tables", "wide", "converged",
+           "verdicts"]

@@ -26,11 +26,13 @@ from paper_repro.config import get_config
 from paper_repro.data.codebrim import CODEBRIM, CODEBRIM_CLASSES
 from paper_repro.data.io import image_tensor, read_image, resolve_normalize
 from paper_repro.data.roots import DataSource
-from paper_repro.defect_gan.classifier import DetectionResult, train_classifier
+from paper_repro.defect_gan.classifier import DetectionResult, majority_label_set_accuracy, train_classifier
 from paper_repro.defect_gan.control import write_image
 from paper_repro.defect_gan.data import TrainingData, load_training_data
 from paper_repro.experiments.synthesizers import (ABLATION_ROWS, flags_of, load_synthesizer, sample_defaced,
                                                   sample_restored, table_config, train_variant)
+from paper_repro.results.papers import paper_table
+from paper_repro.results.reading import Spread, Verdict, improvement, spreads
 from paper_repro.runs.folders import cached_run_dir
 
 NO_AUGMENTATION = "None"
@@ -221,14 +223,70 @@ def run_table3(scale: str, codebrim: DataSource, device: str = "cpu", seed: int 
     return results
 
 
+TRIVIAL = "always the most frequent label set"
+
+
+def trivial_accuracy(real: dict) -> tuple[float, str]:
+    """The floor of Table 3: exact-match accuracy (%) on the test split of always predicting the
+    training split's most frequent label set, and that set's class names."""
+    accuracy, label_set = majority_label_set_accuracy(real["train"].labels, real["test"].labels)
+    names = "+".join(c for c, on in zip(CODEBRIM_CLASSES, label_set) if on) or "no class"
+    return 100 * accuracy, names
+
+
 def results_frame(results: list[DetectionResult]) -> pd.DataFrame:
     """Table 3 in the paper's shape: ``network, augmentation, accuracy`` (%), plus val and epoch."""
     names = {"resnet34": "ResNet34", "densenet121": "DenseNet121"}
     return pd.DataFrame([{"network": names.get(r.backbone, r.backbone), "augmentation": r.augmentation,
                           "accuracy": 100 * r.test_accuracy, "val_accuracy": 100 * r.val_accuracy,
-                          "best_epoch": r.best_epoch} for r in results])
+                          "best_epoch": r.best_epoch, "epochs_trained": r.epochs_trained} for r in results])
+
+
+def classifiers_converged(results: list[DetectionResult], cfg) -> bool | str:
+    """True when every cell stopped because its validation accuracy stopped improving (patience),
+    not because it hit the epoch cap."""
+    capped_runs = [r for r in results if cfg.patience and r.epochs_trained >= cfg.epochs]
+    if not cfg.patience:
+        return "the classifiers trained a fixed number of epochs, not until convergence"
+    if capped_runs:
+        return (f"{len(capped_runs)} of {len(results)} classifiers still improved at the {cfg.epochs}-epoch cap")
+    return True
+
+
+def synthesizers_converged(scale: str) -> bool | str:
+    """The synthesizers count as trained when Tables 1-2 give them at least the training chapter's budget."""
+    tables, chapter = table_config(scale), get_config("defect_gan", scale)
+    if tables.iterations >= chapter.iterations:
+        return True
+    return (f"the synthesizers are Tables 1-2's runs of {tables.iterations} iterations at {tables.image_size} px, "
+            f"below the training chapter's {chapter.iterations} and not shown to have converged")
+
+
+def verdicts(frame: pd.DataFrame, trivial: float, classifiers_ready: bool | str,
+             synthesizers_ready: bool | str) -> list[Verdict]:
+    """Per network: the real-data classifier beats the trivial one (the table's floor), and the paper's
+    claims: Defect-GAN's samples help (over "None" and over StarGAN + SPADE's). ``frame`` has one row
+    per (network, augmentation, seed)."""
+    t = "Table 3"
+    paper = paper_table("defect_gan.table3").set_index(["network", "augmentation"])["accuracy"]
+    out = []
+    for network, part in frame.groupby("network", sort=False):
+        acc = spreads(part, "augmentation", "accuracy")
+        n = acc[NO_AUGMENTATION].n
+        floor = Spread.of([trivial] * n)   # deterministic: the same number for every seed
+        out.append(improvement(t, f"{network} trained on real crops beats always predicting the most frequent "
+                               "label set", (NO_AUGMENTATION, acc[NO_AUGMENTATION]), (TRIVIAL, floor), True,
+                               classifiers_ready, " pts"))
+        ready = synthesizers_ready if synthesizers_ready is not True else classifiers_ready
+        for better, worse in (("Defect-GAN", NO_AUGMENTATION), ("Defect-GAN", "StarGAN + SPADE")):
+            if better in acc and worse in acc:
+                said = (f"{network}: {better}'s samples beat {worse} ({paper[(network, better)]:.1f} vs "
+                        f"{paper[(network, worse)]:.1f} in the paper)")
+                out.append(improvement(t, said, (better, acc[better]), (worse, acc[worse]), True, ready, " pts"))
+    return out
 
 
 __all__ = ["NO_AUGMENTATION", "SYNTHESIZERS", "AUGMENTATIONS", "REAL", "SYNTHETIC", "n_restored",
            "write_synthesized_set", "synthesized_set_dir", "SynthesizedSet", "RealSet", "InMemory", "capped",
-           "real_splits", "synthesized_sets", "run_table3", "results_frame"]
+           "real_splits", "synthesized_sets", "run_table3", "TRIVIAL", "trivial_accuracy", "results_frame",
+           "classifiers_converged", "synthesizers_converged", "verdicts"]

@@ -22,6 +22,7 @@ from paper_repro.data.mvtec import MVTecAD
 from paper_repro.data.roots import DataSource
 from paper_repro.evaluation.scoring import EXTRA_METRICS, METRICS, score_predictions, threshold_for
 from paper_repro.runs.devices import seed_everything
+from paper_repro.results.reading import Spread, spreads
 from paper_repro.runs.folders import cached_tensors
 
 METRIC_TITLES = {"image_auroc": "image AUROC (%)", "pixel_auroc": "pixel AUROC (%)",
@@ -88,6 +89,29 @@ def mean_over_runs(frame: pd.DataFrame, by: str = "method") -> pd.DataFrame:
     return pd.concat([per_cat, average], ignore_index=True)
 
 
+def per_run_average(frame: pd.DataFrame, metric: str, by: str = "method") -> dict[str, "Spread"]:
+    """{``by`` value: :class:`~paper_repro.results.reading.Spread` over runs of ``metric`` averaged over
+    the categories}: one number per seed, as the paper's averages are formed."""
+    per_run = frame.groupby([by, "run"], sort=False)[metric].mean().reset_index()
+    return spreads(per_run, by, metric)
+
+
+def dadnet_loss_curves(scale: str, data: DataSource, categories, runs: int, variants, seed: int = 42,
+                       column: str = "loss_focal") -> dict[str, list[float]]:
+    """{``"<pseudo>/<dram>/<category>/seed <s>"``: the logged ``column`` per epoch} of DADNet's cached
+    runs (trained ones only: this reads their ``log.csv``), for a convergence check."""
+    curves = {}
+    for run in range(runs):
+        cfg = dadnet_config(scale, seed + run)
+        for category in categories:
+            for pseudo, dram in variants:
+                run_dir = trained_run(cfg, data, category, pseudo=pseudo, dram=dram, progress=False)
+                log = pd.read_csv(run_dir / "log.csv")
+                label = f"{pseudo}{'+DRAM' if dram else ''}/{category}/seed {cfg.seed}"
+                curves[label] = log[column].dropna().tolist()
+    return curves
+
+
 def spread_over_runs(frame: pd.DataFrame, by: str = "method") -> pd.DataFrame:
     """Standard deviation over runs of each metric, per ``by`` (averaged over categories)."""
     values = [m for m in (*METRICS, *EXTRA_METRICS) if m in frame]
@@ -96,4 +120,5 @@ def spread_over_runs(frame: pd.DataFrame, by: str = "method") -> pd.DataFrame:
 
 
 __all__ = ["METRIC_TITLES", "dadnet_config", "default_runs", "baseline_config", "dadnet_predictions",
-           "baseline_predictions", "scored_row", "mean_over_runs", "spread_over_runs"]
+           "baseline_predictions", "scored_row", "mean_over_runs", "per_run_average", "dadnet_loss_curves",
+           "spread_over_runs"]

@@ -100,6 +100,28 @@ def _not_converged(converged: bool | str) -> str | None:
     return converged if isinstance(converged, str) and converged else "the run had not converged"
 
 
+def plateaued(curves: Mapping[str, Sequence[float]], name: str, fraction: float = 0.1,
+              tolerance: float = 0.05) -> bool | str:
+    """True when every curve (a training loss per epoch, one per run) has flattened: its mean over the
+    last ``fraction`` of training is within ``tolerance`` (relative) of its mean over the ``fraction``
+    before. Else a sentence naming the run whose ``name`` still fell most, for :func:`improvement`'s
+    ``converged``."""
+    worst, worst_run = 0.0, None
+    for run, values in curves.items():
+        values = [float(v) for v in values]
+        k = max(1, int(len(values) * fraction))
+        if len(values) < 2 * k:
+            return f"{run} logged {len(values)} values of {name}, too few to see a plateau"
+        before, last = sum(values[-2 * k:-k]) / k, sum(values[-k:]) / k
+        drop = (before - last) / abs(before) if before else 0.0
+        if drop > worst:
+            worst, worst_run = drop, run
+    if worst > tolerance:
+        return (f"{name} of {worst_run} still fell {100 * worst:.0f} % over the last {100 * fraction:.0f} % "
+                f"of training (a plateau is under {100 * tolerance:.0f} %)")
+    return True
+
+
 def improvement(table: str, claim: str, better: tuple[str, Spread], worse: tuple[str, Spread],
                 higher_is_better: bool, converged: bool | str = True, unit: str = "") -> Verdict:
     """Is ``better`` better than ``worse`` by more than :data:`Z` standard errors of the difference?
@@ -198,4 +220,4 @@ def compare_ordering(table: pd.DataFrame, label: str | list[str], lower_is_bette
 
 
 __all__ = ["HOLDS", "DOES_NOT_HOLD", "UNDECIDED", "VERDICTS", "Z", "TAU_ALPHA", "Spread", "spreads", "Verdict",
-           "verdict_frame", "improvement", "best_of", "ordering", "compare_ordering"]
+           "verdict_frame", "plateaued", "improvement", "best_of", "ordering", "compare_ordering"]
