@@ -13,10 +13,17 @@ JUPYTER_BOOK = Path(sys.executable).parent / "jupyter-book"
 pytestmark = pytest.mark.skipif(not JUPYTER_BOOK.exists(), reason="the 'book' extra is not installed")
 
 
+def _with_config(root: Path) -> None:
+    """The project's _config.yml and the files it names (the bibliography)."""
+    shutil.copy(REPO / "_config.yml", root / "_config.yml")
+    (root / "book" / "reference").mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "book" / "reference" / "references.bib", root / "book" / "reference" / "references.bib")
+
+
 def _book(tmp_path: Path, cells) -> Path:
     root = tmp_path / "book_root"
     (root / "book").mkdir(parents=True)
-    shutil.copy(REPO / "_config.yml", root / "_config.yml")
+    _with_config(root)
     (root / "_toc.yml").write_text("format: jb-book\nroot: book/page\n")
     make_notebook(root / "book" / "page.ipynb", cells)
     return root
@@ -73,7 +80,7 @@ def _two_lane_book(tmp_path: Path) -> Path:
 
     root = tmp_path / "book_root"
     (root / "book").mkdir(parents=True)
-    shutil.copy(REPO / "_config.yml", root / "_config.yml")
+    _with_config(root)
     (root / "_toc.yml").write_text("format: jb-book\nroot: book/first\nchapters:\n  - file: book/other\n"
                                    "  - file: book/second\n")
     env = "import os, time\nprint(os.environ['PAPER_REPRO_SCALE'], os.environ['OMP_NUM_THREADS'])\n"
@@ -139,3 +146,23 @@ def test_book_command_renders_from_the_cache_without_executing_again(tmp_path):
     again = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=root)
     assert again.returncode == 0 and "nothing to execute" in again.stdout
     assert "Executing notebook" not in again.stdout + again.stderr  # Jupyter Book only read the cache
+
+
+def test_built_pages_drop_thebe_and_repeats_and_refuse_network_assets():
+    from sphinx.builders.html._assets import _CascadingStyleSheet, _JavaScript
+    from sphinx.errors import ExtensionError
+
+    from paper_repro.book.sphinx_offline_pages import offline_assets
+
+    body = 'const THEBE_JS_URL = "https://unpkg.com/thebe/lib/index.js"'
+    local = _JavaScript("_static/doctools.js")
+    context = {"script_files": [local, _JavaScript(None, body=body), _JavaScript(None, body=body),
+                                _JavaScript("_static/sphinx-thebe.js", **{"async": "async"}), _JavaScript("_static/doctools.js")],
+               "css_files": [_CascadingStyleSheet("_static/theme.css")]}
+    offline_assets(None, "intro", "page.html", context, None)
+    assert context["script_files"] == [local]
+    for remote in (_JavaScript("https://cdn.example.org/require.min.js"), _CascadingStyleSheet("//cdn.example.org/x.css")):
+        key = "script_files" if isinstance(remote, _JavaScript) else "css_files"
+        page = {"script_files": [local], "css_files": [], key: [remote]}
+        with pytest.raises(ExtensionError, match="intro would load .*cdn.example.org"):
+            offline_assets(None, "intro", "page.html", page, None)
