@@ -192,3 +192,18 @@ def test_tables_1_3_verdicts_best_of_and_ordering():
     assert len(found) == 6 and {v.table for v in found} == {"Table 1", "Table 2", "Table 3"}
     assert all(v.verdict == HOLDS for v in found if "best" in v.claim)
     assert "Kendall" in found[1].deciding
+
+
+def test_results_view_hides_the_index_rounds_and_names_the_source_once():
+    import pandas as pd
+
+    from paper_repro.results.tables import MISSING, RunInfo, results_view, side_by_side
+
+    paper = pd.DataFrame({"method": ["a", "b"], "fid": [12.34, 56.78], "source": ["Paper, Table 1"] * 2})
+    run = pd.DataFrame({"method": ["a"], "fid": [10.06]})
+    table = side_by_side(paper, run, ["method"], "fid", RunInfo("demo", "bundled", "cpu"))
+    html = results_view(table).to_html()
+    assert "12.3" in html and "10.1" in html and "12.34" not in html
+    assert MISSING in html and "nan" not in html.lower()
+    assert "paper: Paper, Table 1" in html and "scale=demo" in html
+    assert ">source<" not in html and "row0_col" in html and "level0_row0" not in html  # no index column

@@ -7,7 +7,8 @@
 """
 from paper_repro.results.papers import PAPER_TABLES, dadnet_table, paper_table
 from paper_repro.results.reading import compare_ordering
-from paper_repro.results.tables import NOT_IN_PAPER, RunInfo, save_table, show_table, side_by_side, to_markdown
+from paper_repro.results.tables import (NOT_IN_PAPER, RunInfo, results_view, save_table, show_table, side_by_side,
+                                         to_markdown)
 
 __all__ = ["PAPER_TABLES", "paper_table", "dadnet_table", "compare_ordering", "RunInfo", "NOT_IN_PAPER",
-           "side_by_side", "to_markdown", "save_table", "show_table"]
+           "side_by_side", "to_markdown", "save_table", "results_view", "show_table"]

@@ -136,13 +136,33 @@ def save_table(table: pd.DataFrame, name: str, results_dir: str | Path | None) -
     return [csv_path, md_path, json_path]
 
 
-def show_table(table: pd.DataFrame, name: str, results_dir: str | Path | None = None) -> pd.DataFrame:
-    """Print the run description, save the table (when ``results_dir`` is set), and return it for display."""
-    if "run_info" in table.attrs:
-        print(table.attrs["run_info"])
+MISSING = "—"  # a cell one side has no number for
+
+
+def results_view(table: pd.DataFrame, precision: int = 1, caption: str | None = None):
+    """The one way a results table is shown: a pandas ``Styler`` without the index, numbers at the
+    paper's ``precision`` (decimals), :data:`MISSING` for an empty cell, and a caption naming what
+    produced "this run" (``table.attrs["run_info"]``) and, when every row has the same one, the paper
+    table the numbers come from (its ``source`` column is then not repeated on every row)."""
+    shown = table.copy()
+    parts = [caption] if caption else []
+    if "source" in shown and shown["source"].nunique(dropna=False) == 1:
+        parts.append(f"paper: {shown['source'].iloc[0]}")
+        shown = shown.drop(columns="source")
+    if table.attrs.get("run_info"):
+        parts.append(table.attrs["run_info"])
+    numeric = shown.select_dtypes("number").columns
+    styler = shown.style.hide(axis="index").format(precision=precision, na_rep=MISSING, subset=list(numeric))
+    styler = styler.format(na_rep=MISSING, subset=[c for c in shown.columns if c not in numeric])
+    return styler.set_caption(". ".join(parts)) if parts else styler
+
+
+def show_table(table: pd.DataFrame, name: str, results_dir: str | Path | None = None, precision: int = 1):
+    """Save the table (when ``results_dir`` is set) and return it formatted for display
+    (:func:`results_view`: no index, ``precision`` decimals, "—" for missing, the run in the caption)."""
     save_table(table, name, results_dir)
-    return table
+    return results_view(table, precision)
 
 
 __all__ = ["PROVENANCE_PACKAGES", "provenance", "RunInfo", "NOT_IN_PAPER", "side_by_side", "to_markdown",
-           "save_table", "show_table"]
+           "save_table", "MISSING", "results_view", "show_table"]
