@@ -93,6 +93,34 @@ def verdict_frame(verdicts: Sequence[Verdict]) -> pd.DataFrame:
     return pd.DataFrame([v.row() for v in verdicts])
 
 
+VERDICTS_FOLDER = "verdicts"   # under cache_dir()/<this>/<scale>/: every results table's last verdicts
+
+
+def record_verdicts(verdicts: Sequence[Verdict], name: str, scale: str, results_dir=None) -> pd.DataFrame:
+    """Keep a results table's verdicts for the closing chapter (``cache_dir()/verdicts/<scale>/<name>.csv``),
+    write them beside the tables when ``results_dir`` is set, and return them as a table."""
+    from paper_repro.config import cache_dir
+    from paper_repro.results.tables import save_table
+
+    frame = verdict_frame(verdicts)
+    folder = cache_dir() / VERDICTS_FOLDER / scale
+    folder.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(folder / f"{name}.csv", index=False)
+    save_table(frame, name, results_dir)
+    return frame
+
+
+def recorded_verdicts(scale: str, names: Sequence[str]) -> pd.DataFrame:
+    """The verdicts the results chapters recorded at ``scale`` (:func:`record_verdicts`), in the order of
+    ``names``; a table with none recorded yet is left out."""
+    from paper_repro.config import cache_dir
+
+    folder = cache_dir() / VERDICTS_FOLDER / scale
+    frames = [pd.read_csv(folder / f"{name}.csv") for name in names if (folder / f"{name}.csv").is_file()]
+    columns = ["table", "claim", "this run", "verdict", "deciding number"]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+
+
 def _not_converged(converged: bool | str) -> str | None:
     """``None`` when converged; else the reason (a string, or a generic one for ``False``)."""
     if converged is True:
@@ -220,4 +248,4 @@ def compare_ordering(table: pd.DataFrame, label: str | list[str], lower_is_bette
 
 
 __all__ = ["HOLDS", "DOES_NOT_HOLD", "UNDECIDED", "VERDICTS", "Z", "TAU_ALPHA", "Spread", "spreads", "Verdict",
-           "verdict_frame", "plateaued", "improvement", "best_of", "ordering", "compare_ordering"]
+           "verdict_frame", "VERDICTS_FOLDER", "record_verdicts", "recorded_verdicts", "plateaued", "improvement", "best_of", "ordering", "compare_ordering"]
