@@ -166,3 +166,27 @@ def test_built_pages_drop_thebe_and_repeats_and_refuse_network_assets():
         page = {"script_files": [local], "css_files": [], key: [remote]}
         with pytest.raises(ExtensionError, match="intro would load .*cdn.example.org"):
             offline_assets(None, "intro", "page.html", page, None)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no headless Chromium on this machine (apt-get install chromium)")
+def test_browser_check_finds_math_errors_and_horizontal_scrolling(tmp_path):
+    from paper_repro.book.browser_check import check_pages, screenshot
+
+    root = tmp_path / "book_root"
+    (root / "book").mkdir(parents=True)
+    _with_config(root)
+    (root / "_toc.yml").write_text("format: jb-book\nroot: book/clean\nchapters:\n  - file: book/broken\n"
+                                   "  - file: book/wide\n")
+    make_notebook(root / "book" / "clean.ipynb", [("markdown", "# Clean\n\nProse only.")])
+    make_notebook(root / "book" / "broken.ipynb",
+                  [("markdown", "# Broken\n\n$$ a \\tag{1} \\qquad b \\tag{2} $$")])   # two tags: a MathJax error
+    make_notebook(root / "book" / "wide.ipynb",
+                  [("markdown", "# Wide\n\n<div style='width: 3000px; height: 10px; background: red'></div>")])
+    assert _build(root).returncode == 0
+    html = root / "_build" / "html"
+    reports = {r.page: r for r in check_pages(html, ["book/clean.html", "book/broken.html", "book/wide.html"])}
+    assert reports["book/clean.html"].ok, str(reports["book/clean.html"])
+    assert reports["book/broken.html"].merror > 0 and not reports["book/broken.html"].ok
+    assert reports["book/wide.html"].overflow_px > 1000
+    shot = screenshot(html, "book/clean.html", tmp_path / "clean.png")
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

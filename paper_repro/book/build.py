@@ -190,8 +190,31 @@ def default_jobs() -> int:
     return max(1, os.cpu_count() or 1)
 
 
+def check_built_book(book_root: Path, screenshots: str | None = None) -> int:
+    """Open every built page in headless Chromium, offline (:mod:`paper_repro.book.browser_check`);
+    print one line per page, save screenshots of a chapter opener, a results page and the painter's
+    figure when asked; 0 when every page is clean."""
+    from paper_repro.book.browser_check import check_pages, screenshot
+
+    html = book_root / BUILD_DIR / "html"
+    reports = check_pages(html)
+    for report in reports:
+        print(report)
+    bad = [r for r in reports if not r.ok]
+    print(f"book check: {len(reports) - len(bad)} of {len(reports)} pages clean")
+    if screenshots:
+        for page, name in (("book/dadnet/training_evaluation.html", "chapter_opener"),
+                           ("book/dadnet/table4_ablation.html", "results_page"),
+                           ("book/defect_gan/control.html", "painter_page")):
+            if (html / page).is_file():
+                print(f"screenshot: {screenshot(html, page, Path(screenshots) / f'{name}.png', full_page=True)}")
+    return 1 if bad else 0
+
+
 def _command(args: argparse.Namespace) -> int:
     book_root = Path(args.book).resolve() if args.book else find_book_root()
+    if args.check:
+        return check_built_book(book_root, args.screenshots)
     return build_book(book_root, args.scale, args.jobs, args.timeout)
 
 
@@ -204,8 +227,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--timeout", type=positive_int, default=None,
                         help="seconds a cell may run (default: no limit)")
     parser.add_argument("--book", help="repository root holding _toc.yml (default: found from here)")
+    parser.add_argument("--check", action="store_true",
+                        help="do not build: open every built page in headless Chromium, offline, and report "
+                        "MathJax errors, raw TeX, failed requests, console errors and horizontal scrolling")
+    parser.add_argument("--screenshots", metavar="DIR", help="with --check: save three pages as PNG into DIR")
     parser.set_defaults(func=_command)
 
 
 __all__ = ["cache_folder", "scale_config", "needs_of", "stale_chapters", "kernel_environment", "execute_chapter",
-           "execute_stale", "build_book", "register"]
+           "execute_stale", "build_book", "check_built_book", "register"]
