@@ -32,8 +32,9 @@ def parse_ablation(text: str | None) -> dict[str, bool]:
         else:
             raise UserError(f"--ablation {name!r}: expected components to remove among "
                             f"{', '.join(ABLATION_FLAGS)} or a preset ({', '.join(ABLATION_PRESETS)})")
-    if "lwc" in removed:
+    if "lwc" in removed and "sc" not in removed:
         removed.add("sc")
+        print("--ablation: removing lwc removes sc too (the spatial constraints act on LWC's map m)")
     return {flag: False for flag in removed}
 
 
@@ -163,7 +164,8 @@ def register(subparsers) -> None:
     p.add_argument("--scale", choices=SCALES, default="demo")
     p.add_argument("--out", required=True, type=output_folder, help="run folder (checkpoints, log.csv, samples/)")
     p.add_argument("--ablation", default=None,
-                   help="components to remove, comma-separated: scc, ani, lwc, sc, or stargan, stargan+spade")
+                   help="components to remove, comma-separated: scc, ani, lwc, sc, or stargan, stargan+spade "
+                   "(removing lwc removes sc too: the constraints act on LWC's map)")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
     p.add_argument("--iterations", type=positive_int, default=None, help="override the scale's iteration count")
     p.add_argument("--normals-source", choices=EXTRA_NORMALS_SOURCES, default=None,
