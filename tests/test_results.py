@@ -139,7 +139,7 @@ def test_a_verdict_frame_has_one_row_per_claim():
         Verdict("T", "c", "a", "probably", "d")
 
 
-def test_plateaued_names_the_run_still_falling():
+def test_plateaued_names_the_run_still_falling_beyond_its_noise():
     from paper_repro.results.reading import plateaued
 
     flat = [1.0] * 10 + [0.5] * 20
@@ -147,6 +147,9 @@ def test_plateaued_names_the_run_still_falling():
     falling = [1.0 - 0.03 * i for i in range(30)]
     reason = plateaued({"a": flat, "b": falling}, "L")
     assert isinstance(reason, str) and "b" in reason and "still fell" in reason
+    # a flat curve that jitters by +-20 % epoch to epoch: a 10 % lower mean over the last tenth is noise
+    jitter = [1.0, 1.2, 0.8, 1.1, 0.9] * 8 + [0.9, 1.1, 0.7, 1.0, 0.8]
+    assert plateaued({"a": jitter}, "L", fraction=0.1) is True
     assert "too few" in plateaued({"a": [1.0]}, "L")
 
 

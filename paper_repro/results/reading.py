@@ -130,23 +130,30 @@ def _not_converged(converged: bool | str) -> str | None:
 
 def plateaued(curves: Mapping[str, Sequence[float]], name: str, fraction: float = 0.1,
               tolerance: float = 0.05) -> bool | str:
-    """True when every curve (a training loss per epoch, one per run) has flattened: its mean over the
-    last ``fraction`` of training is within ``tolerance`` (relative) of its mean over the ``fraction``
-    before. Else a sentence naming the run whose ``name`` still fell most, for :func:`improvement`'s
-    ``converged``."""
+    """True when every curve (a training loss per epoch, one per run) has flattened, else a sentence
+    naming the run whose ``name`` still fell most, for :func:`improvement`'s ``converged``.
+
+    A curve "still falls" when the mean of its last ``fraction`` of values is below the mean of the
+    ``fraction`` before by more than ``tolerance`` (relative) *and* by more than :data:`Z` standard
+    errors of that difference: a per-epoch loss jitters (10-20 % at demo), and a drop within that
+    jitter is no evidence of further progress. With few epochs the test has little power: a curve
+    called flat may still fall slowly.
+    """
     worst, worst_run = 0.0, None
     for run, values in curves.items():
         values = [float(v) for v in values]
-        k = max(1, int(len(values) * fraction))
+        k = max(2, int(len(values) * fraction))
         if len(values) < 2 * k:
             return f"{run} logged {len(values)} values of {name}, too few to see a plateau"
-        before, last = sum(values[-2 * k:-k]) / k, sum(values[-k:]) / k
-        drop = (before - last) / abs(before) if before else 0.0
-        if drop > worst:
-            worst, worst_run = drop, run
-    if worst > tolerance:
+        before, last = Spread.of(values[-2 * k:-k]), Spread.of(values[-k:])
+        drop = before.mean - last.mean
+        noise = Z * math.sqrt(before.sd ** 2 / k + last.sd ** 2 / k)
+        relative = drop / abs(before.mean) if before.mean else 0.0
+        if drop > noise and relative > tolerance and relative > worst:
+            worst, worst_run = relative, run
+    if worst_run is not None:
         return (f"{name} of {worst_run} still fell {100 * worst:.0f} % over the last {100 * fraction:.0f} % "
-                f"of training (a plateau is under {100 * tolerance:.0f} %)")
+                f"of training, beyond its epoch-to-epoch noise")
     return True
 
 
