@@ -19,7 +19,7 @@ import torch
 from paper_repro.book.preflight import PreflightFailed, check_full_batch
 from paper_repro.book.reproduce import chapter_environment
 from paper_repro.cli import main
-from paper_repro.config import DRY_RUN_ENV, PRECISION_ENV, SD_MODEL_ENV, get_config, sd_model_for
+from paper_repro.config import PROFILES, DRY_RUN_ENV, PRECISION_ENV, SD_MODEL_ENV, get_config, sd_model_for
 from paper_repro.dadnet import trainer as dadnet_trainer
 from paper_repro.dadnet.pseudo import PseudoAnomalies, sdgm_bank
 from paper_repro.data.roots import resolve_data
@@ -260,7 +260,7 @@ def test_dry_run_caps_counts_and_keeps_the_full_geometry():
         gan, dad = get_config("defect_gan", "full"), get_config("dadnet", "full")
         assert (gan.image_size, gan.batch_size, gan.conv_dim, gan.iterations) == (128, 4, 64, 5)
         assert (dad.image_size, dad.batch_size, dad.recon_width, dad.disc_width, dad.epochs) == (256, 8, 128, 64, 1)
-        assert get_config("dadnet", "demo").epochs == 120  # only full is capped
+        assert get_config("dadnet", "demo").epochs == PROFILES["dadnet"][1]["demo"]["epochs"]  # only full is capped
     assert DRY_RUN_ENV not in os.environ and get_config("dadnet", "full").epochs == 700
 
 

@@ -22,6 +22,9 @@ from typing import Iterable, Mapping, Sequence
 import pandas as pd
 from scipy.stats import kendalltau
 
+from paper_repro.config import cache_dir
+from paper_repro.results.tables import save_table
+
 HOLDS, DOES_NOT_HOLD, UNDECIDED = "holds", "does not hold", "undecided at this budget"
 VERDICTS = (HOLDS, DOES_NOT_HOLD, UNDECIDED)
 Z = 2.0  # a difference "beyond seed noise" exceeds Z standard errors (about 95 % two-sided)
@@ -99,9 +102,6 @@ VERDICTS_FOLDER = "verdicts"   # under cache_dir()/<this>/<scale>/: every result
 def record_verdicts(verdicts: Sequence[Verdict], name: str, scale: str, results_dir=None) -> pd.DataFrame:
     """Keep a results table's verdicts for the closing chapter (``cache_dir()/verdicts/<scale>/<name>.csv``),
     write them beside the tables when ``results_dir`` is set, and return them as a table."""
-    from paper_repro.config import cache_dir
-    from paper_repro.results.tables import save_table
-
     frame = verdict_frame(verdicts)
     folder = cache_dir() / VERDICTS_FOLDER / scale
     folder.mkdir(parents=True, exist_ok=True)
@@ -113,8 +113,6 @@ def record_verdicts(verdicts: Sequence[Verdict], name: str, scale: str, results_
 def recorded_verdicts(scale: str, names: Sequence[str]) -> pd.DataFrame:
     """The verdicts the results chapters recorded at ``scale`` (:func:`record_verdicts`), in the order of
     ``names``; a table with none recorded yet is left out."""
-    from paper_repro.config import cache_dir
-
     folder = cache_dir() / VERDICTS_FOLDER / scale
     frames = [pd.read_csv(folder / f"{name}.csv") for name in names if (folder / f"{name}.csv").is_file()]
     columns = ["table", "claim", "this run", "verdict", "deciding number"]
