@@ -92,3 +92,15 @@ def test_sdgm_pretrain_writes_a_loadable_checkpoint_with_its_card(tmp_path):
         assert file_sha256(path) in card
     with pytest.raises(UserError, match="multiple of 8"):
         pretrain(tmp_path / "bad", steps=1, image_size=36)
+
+
+def test_a_malformed_prompts_file_is_one_line(tmp_path):
+    (tmp_path / "prompts.json").write_text("[1, 2")
+    with pytest.raises(UserError, match="prompts.json: expected"):
+        prompts_for("tile", 2, tmp_path)
+
+
+def test_the_full_preflight_does_not_look_for_the_shipped_models():
+    from paper_repro.book.preflight import weight_problems
+
+    assert not any("standin" in line for line in weight_problems("standin"))

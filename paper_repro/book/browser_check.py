@@ -200,7 +200,8 @@ def _report(browser: Browser, page: str) -> PageReport:
             details = params.get("exceptionDetails", {})
             report.console_errors.append(details.get("exception", {}).get("description") or details.get("text", "?"))
         elif method == "Runtime.consoleAPICalled" and params.get("type") == "error":
-            report.console_errors.append(" ".join(str(a.get("value", a.get("description", ""))) for a in params["args"]))
+            words = (str(a.get("value", a.get("description", ""))) for a in params["args"])
+            report.console_errors.append(" ".join(words))
         elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
             entry = params["entry"]
             if entry.get("source") != "network":  # failed requests are reported above, once

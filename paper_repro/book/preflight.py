@@ -8,7 +8,7 @@ no ``--data-root`` is given, as the chapters would).
 """
 from __future__ import annotations
 
-from paper_repro.config import TINY_SD_MODEL, get_config, sd_model_for
+from paper_repro.config import STANDIN_SD_MODEL, TINY_SD_MODEL, get_config, sd_model_for
 from paper_repro.data.mvtec import categories as categories_in
 from paper_repro.data.roots import resolve_data
 from paper_repro.errors import UserError
@@ -55,7 +55,7 @@ def weight_problems(sd_model: str | None) -> list[str]:
     checkpoint, Inception-v3 for the FIDs, the baselines' ImageNet backbones (timm)."""
     checks = []
     model = sd_model_for(get_config("dadnet", "full"), sd_model)
-    if model != TINY_SD_MODEL:
+    if model not in (TINY_SD_MODEL, STANDIN_SD_MODEL):   # the two the package has itself
         checks.append(lambda: locate_stable_diffusion(model))
     if get_config("gan_tables", "full").fid_features == "inception":
         checks.append(locate_inception)

@@ -105,7 +105,11 @@ def checkpoint_prompts(model: "str | Path | SDGMComponents | None") -> dict[str,
     path = folder / PROMPTS_FILE
     if not path.is_file():
         return {}
-    return {category: tuple(prompts) for category, prompts in json.loads(path.read_text()).items()}
+    try:
+        table = json.loads(path.read_text())
+        return {str(category): tuple(str(p) for p in prompts) for category, prompts in table.items()}
+    except (ValueError, AttributeError, TypeError) as err:
+        raise UserError(f"{path}: expected {{category: [prompt, ...]}} as JSON ({one_line_reason(err)})") from None
 
 
 def prompts_for(category: str, n: int = 4, model: "str | Path | SDGMComponents | None" = None) -> list[str]:

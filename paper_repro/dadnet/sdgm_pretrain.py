@@ -3,8 +3,9 @@
 DADNet's SDGM (§2.1, eq. 1-6) asks Stable Diffusion to repaint the inside of a random mask M_g with
 the defect a prompt names. Stable Diffusion cannot be downloaded everywhere, and the randomly
 initialised ``"tiny"`` pipeline of :mod:`paper_repro.dadnet.sdgm` only paints structured noise. This
-module trains, on one CPU thread in about 35 minutes, a 9.7 MB checkpoint (plus CLIP's tokenizer files) with the *same parts and
-the same folder layout* as a Stable Diffusion inpainting checkpoint, so that
+module trains, on one CPU thread in about 35 minutes, a 9.7 MB checkpoint (plus CLIP's tokenizer
+files) with the *same parts and the same folder layout* as a Stable Diffusion inpainting checkpoint,
+so that
 :func:`~paper_repro.dadnet.sdgm.load_sdgm` and :func:`~paper_repro.dadnet.sdgm.sdgm_generate` use it
 unchanged:
 

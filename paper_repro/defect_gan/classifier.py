@@ -246,6 +246,7 @@ def train_classifier(cfg, backbone: str, augmentation: str, train_set: Dataset, 
 
 __all__ = [
     "BACKBONES", "GradientReversal", "grad_reverse", "GradientReversalLayer", "build_backbone",
-    "DefectClassifier", "predict_labels", "exact_match_accuracy", "majority_label_set_accuracy", "DetectionResult", "loss_terms", "predict",
+    "DefectClassifier", "predict_labels", "exact_match_accuracy", "majority_label_set_accuracy", "DetectionResult",
+    "loss_terms", "predict",
     "evaluate", "train_classifier",
 ]

@@ -253,4 +253,5 @@ def compare_ordering(table: pd.DataFrame, label: str | list[str], lower_is_bette
 
 
 __all__ = ["HOLDS", "DOES_NOT_HOLD", "UNDECIDED", "VERDICTS", "Z", "TAU_ALPHA", "Spread", "spreads", "Verdict",
-           "verdict_frame", "VERDICTS_FOLDER", "record_verdicts", "recorded_verdicts", "plateaued", "improvement", "best_of", "ordering", "compare_ordering"]
+           "verdict_frame", "VERDICTS_FOLDER", "record_verdicts", "recorded_verdicts", "plateaued", "improvement",
+           "best_of", "ordering", "compare_ordering"]
