@@ -110,9 +110,6 @@ STANDIN_PROMPTS: dict[str, tuple[str, ...]] = {
 PROMPT_TABLE: tuple[tuple[str, str, str], ...] = tuple(
     (family, prompt, defect) for family, pairs in PROMPT_DEFECTS.items() for prompt, defect in pairs)
 
-# The defect kinds the prompts name, plus "none" (a mask with the normal surface inside), the classes
-# of the evaluation classifier.
-DEFECT_KINDS: tuple[str, ...] = tuple(dict.fromkeys(d for _, _, d in PROMPT_TABLE)) + ("none",)
 
 # ------------------------------------------------------------------------------------------
 # The corpus: defects painted inside masks, from random generators of its own
