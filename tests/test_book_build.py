@@ -42,9 +42,11 @@ def test_math_is_served_from_the_build_not_a_cdn(tmp_path):
     html = (root / "_build" / "html" / "book" / "page.html").read_text()
     scripts = re.findall(r'<script[^>]*src="([^"]+)"', html)
     assert not [s for s in scripts if re.match(r"(https?:)?//", s)], scripts
-    mathjax = [s for s in scripts if "MathJax.js" in s]
-    assert mathjax == ["../_static/mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full"]
-    assert (root / "_build" / "html" / "_static" / "mathjax" / "MathJax.js").is_file()
+    mathjax = [s for s in scripts if "mathjax" in s.lower()]
+    assert mathjax == ["../_static/mathjax/tex-chtml.js"]  # MathJax 3, from sphinx-mathjax-offline
+    static = root / "_build" / "html" / "_static" / "mathjax"
+    assert (static / "tex-chtml.js").is_file()
+    assert list((static / "output" / "chtml" / "fonts" / "woff-v2").glob("*.woff"))  # its fonts, offline too
     assert "d = n \\odot" in html
 
 
@@ -67,7 +69,8 @@ def test_math_is_typeset_offline_in_headless_chromium(tmp_path):
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=15000", "--dump-dom"]
     dom = subprocess.run([CHROMIUM, *flags, page.as_uri()], capture_output=True, text=True, timeout=120).stdout
-    assert 'class="MathJax_Display"' in dom  # MathJax ran and replaced the TeX with typeset output
+    assert re.search(r'<mjx-container class="MathJax"[^>]*display="true"', dom)  # MathJax typeset it
+    assert "<mjx-merror" not in dom  # (its CSS names the element; an error would be one)
 
 
 # ------------------------------------------------------------------------------------------

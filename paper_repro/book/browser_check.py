@@ -35,10 +35,14 @@ SETTLE_SECONDS = 20.0   # at most this long for MathJax to finish a page
 PAGE_PROBE = r"""
 (async () => {
   const sleep = ms => new Promise(r => setTimeout(r, ms));
-  const hasMathJax = !!document.querySelector('script[src*="MathJax.js"]');
+  // MathJax 3 (the book's): wait for its startup promise; MathJax 2: for its queue
+  const hasMathJax = !!document.querySelector('script[src*="tex-chtml"], script[src*="MathJax.js"]');
   const start = Date.now();
-  while (hasMathJax && !(window.MathJax && MathJax.isReady) && Date.now() - start < SETTLE_MS) await sleep(100);
-  if (window.MathJax && MathJax.Hub) await new Promise(r => MathJax.Hub.Queue(r));
+  while (hasMathJax && !(window.MathJax && (MathJax.startup || MathJax.isReady)) && Date.now() - start < SETTLE_MS)
+    await sleep(100);
+  if (window.MathJax && MathJax.startup && MathJax.startup.promise) await MathJax.startup.promise;
+  else if (window.MathJax && MathJax.Hub) await new Promise(r => MathJax.Hub.Queue(r));
+  const typeset = document.querySelectorAll('mjx-container, .MathJax').length;
   // the reader's text: code listings and MathJax's own sources and previews are not prose
   const main = (document.querySelector('main') || document.body).cloneNode(true);
   main.querySelectorAll('pre, code, script, style, .MathJax_Preview').forEach(e => e.remove());
@@ -46,6 +50,7 @@ PAGE_PROBE = r"""
   return JSON.stringify({
     merror: document.querySelectorAll('merror, .MathJax_Error, mjx-merror').length,
     raw_tex: raw,
+    typeset: typeset,
     overflow_px: Math.max(0, document.documentElement.scrollWidth - window.innerWidth),
   });
 })()
@@ -57,6 +62,7 @@ class PageReport:
     page: str
     merror: int = 0
     raw_tex: int = 0
+    typeset: int = 0  # formulas MathJax typeset
     overflow_px: int = 0
     failed_requests: list[str] = field(default_factory=list)
     console_errors: list[str] = field(default_factory=list)
@@ -67,7 +73,7 @@ class PageReport:
 
     def __str__(self) -> str:
         if self.ok:
-            return f"ok    {self.page}"
+            return f"ok    {self.page}" + (f" ({self.typeset} formulas typeset)" if self.typeset else "")
         problems = [f"{self.merror} MathJax error(s)" if self.merror else "",
                     f"{self.raw_tex} raw TeX delimiter(s)" if self.raw_tex else "",
                     f"{self.overflow_px} px wider than the window" if self.overflow_px else "",
