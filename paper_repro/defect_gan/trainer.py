@@ -127,10 +127,12 @@ def config_from_run(run_dir: str | Path):
     return cfg, saved
 
 
-def load_generator(run_dir: str | Path, device: str = "cpu") -> tuple[Generator, list[str]]:
-    """The trained generator of a run (weights of its latest checkpoint) and its class names."""
+def load_generator(run_dir: str | Path, device: str = "cpu",
+                   checkpoint: str | Path | None = None) -> tuple[Generator, list[str]]:
+    """The trained generator of a run (weights of its latest checkpoint, or of ``checkpoint``) and its
+    class names."""
     cfg, saved = config_from_run(run_dir)
-    last = latest_checkpoint(run_dir)
+    last = Path(checkpoint) if checkpoint is not None else latest_checkpoint(run_dir)
     if last is None:
         raise UserError(f"{run_dir}: no checkpoint_<step>.safetensors in this run folder")
     classes = list(saved.get("classes") or [])

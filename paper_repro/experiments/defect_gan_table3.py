@@ -29,8 +29,9 @@ from paper_repro.data.roots import DataSource
 from paper_repro.defect_gan.classifier import DetectionResult, majority_label_set_accuracy, train_classifier
 from paper_repro.defect_gan.control import write_image
 from paper_repro.defect_gan.data import TrainingData, load_training_data
-from paper_repro.experiments.synthesizers import (ABLATION_ROWS, flags_of, load_synthesizer, sample_defaced,
-                                                  sample_restored, table_config, train_variant)
+from paper_repro.experiments.synthesizers import (ABLATION_ROWS, converged, flags_of, load_synthesizer,
+                                                  recorded_fid_curve, sample_defaced, sample_restored,
+                                                  table_config, train_variant)
 from paper_repro.results.papers import paper_table
 from paper_repro.results.reading import Spread, Verdict, improvement, spreads
 from paper_repro.runs.folders import cached_run_dir
@@ -253,15 +254,11 @@ def classifiers_converged(results: list[DetectionResult], cfg) -> bool | str:
     return True
 
 
-def synthesizers_converged(scale: str) -> bool | str:
-    """The synthesizers count as trained when Tables 1-2 give them at least the training chapter's budget."""
-    tables, chapter = table_config(scale), get_config("defect_gan", scale)
-    if scale == "smoke":
-        return f"smoke trains {tables.iterations} iterations to test the code, not the method"
-    if tables.iterations >= chapter.iterations:
-        return True
-    return (f"the synthesizers are Tables 1-2's runs of {tables.iterations} iterations at {tables.image_size} px, "
-            f"below the training chapter's {chapter.iterations} and not shown to have converged")
+def synthesizers_converged(scale: str, runs: dict[str, Path] | None = None) -> bool | str:
+    """Are Table 3's synthesizers trained? ``runs`` ({name: run folder}) are judged by the FID curves
+    the Tables 1-2 chapters recorded in them (:func:`paper_repro.experiments.synthesizers.converged`)."""
+    curves = {name: recorded_fid_curve(run) for name, run in (runs or {}).items()}
+    return converged(scale, curves)
 
 
 def verdicts(frame: pd.DataFrame, trivial: float, classifiers_ready: bool | str,

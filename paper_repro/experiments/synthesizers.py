@@ -17,8 +17,10 @@ the training data; the trainer is the package's own.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping, Sequence
 
 import torch
 
@@ -28,6 +30,8 @@ from paper_repro.defect_gan.control import restore, synthesize
 from paper_repro.defect_gan.data import TrainingData
 from paper_repro.defect_gan.trainer import ABLATION_FLAGS, load_generator, trained_run
 from paper_repro.evaluation.fid import FIDScore, fid
+from paper_repro.results.reading import plateaued
+from paper_repro.runs.checkpoints import atomic_write, checkpoints
 
 # Table 2: (SCC, ANI, LWC, SC) in the paper's row order; the name a row also has in Table 1.
 ABLATION_ROWS: tuple[tuple[tuple[bool, bool, bool, bool], str | None], ...] = (
@@ -154,8 +158,73 @@ def synthesis_fid(G, data: TrainingData, real: torch.Tensor, extractor, seed: in
     return fid(real, fake, extractor, device=device)
 
 
+# ------------------------------------------------------------------------------------------
+# Has the budget converged? FID at the run's last checkpoints
+# ------------------------------------------------------------------------------------------
+CURVE_FILE = "fid_curve.json"
+CURVE_POINTS = 6  # the last kept checkpoints a curve is measured at (the milestones, at demo every 250 iterations)
+
+
+def fid_curve(run_dir: str | Path, data: TrainingData, real: torch.Tensor, extractor, *, seed: int = 0,
+              device: str | torch.device = "cpu", points: int = CURVE_POINTS) -> list[tuple[int, float]]:
+    """``(iteration, FID)`` of the run's generator at each of its last ``points`` checkpoints, measured
+    as the tables measure (:func:`synthesis_fid`, the same sample draw at every point): the learning
+    curve that shows whether the tables' budget has converged. Written to ``fid_curve.json`` in the run
+    folder and read back while the extractor, seed and checkpoints are the same."""
+    run_dir = Path(run_dir)
+    found = checkpoints(run_dir)[-points:]
+    key = {"extractor": extractor.name, "seed": seed, "n_real": len(real), "steps": [step for step, _ in found]}
+    saved = recorded_fid_curve(run_dir, key)
+    if saved is not None:
+        return saved
+    curve = []
+    for step, path in found:
+        G, _ = load_generator(run_dir, device, checkpoint=path)
+        curve.append((step, synthesis_fid(G, data, real, extractor, seed=seed, device=device).value))
+    atomic_write(run_dir / CURVE_FILE, lambda tmp: Path(tmp).write_text(json.dumps({"key": key, "curve": curve})))
+    return curve
+
+
+def recorded_fid_curve(run_dir: str | Path, key: dict | None = None) -> list[tuple[int, float]] | None:
+    """The curve :func:`fid_curve` wrote in ``run_dir`` (for ``key``, if given), or ``None``."""
+    path = Path(run_dir) / CURVE_FILE
+    if not path.is_file():
+        return None
+    saved = json.loads(path.read_text())
+    if key is not None and saved.get("key") != key:
+        return None
+    return [(int(step), float(value)) for step, value in saved["curve"]]
+
+
+def converged(scale: str, curves: Mapping[str, Sequence[tuple[int, float]]] | None = None) -> bool | str:
+    """Are the tables' synthesizers trained? ``True``, or the reason they are not, for a verdict's
+    ``converged``.
+
+    They are when the tables give them at least the training chapter's budget, or when the FID
+    curve of every run (``{run name: fid_curve(...)}``) has stopped falling: the mean FID of its last
+    half of points is not below that of the half before by more than seed-free noise
+    (:func:`paper_repro.results.reading.plateaued`). FID that rises again counts as converged: more
+    training would not make that run better by this measure.
+    """
+    tables, chapter = table_config(scale), get_config("defect_gan", scale)
+    if scale == "smoke":
+        return f"smoke trains {tables.iterations} iterations to test the code, not the method"
+    if tables.iterations >= chapter.iterations:
+        return True
+    missing = [run for run, curve in (curves or {}).items() if not curve]
+    if not curves or missing:
+        return (f"the synthesizers are Tables 1-2's runs of {tables.iterations} iterations at {tables.image_size} px, "
+                f"below the training chapter's {chapter.iterations}, and no FID curve shows "
+                f"{', '.join(missing) if missing else 'them'} converged")
+    steps = sorted({step for curve in curves.values() for step, _ in curve})
+    window = f"FID at iterations {steps[0]:,}-{steps[-1]:,}" if steps else "FID"
+    return plateaued({run: [value for _, value in curve] for run, curve in curves.items()}, "FID",
+                     fraction=0.5, window=window)
+
+
 __all__ = [
     "ABLATION_ROWS", "CYCLEGAN_STYLE", "flags_of", "row_label", "table_config", "train_variant",
     "unconditional_data", "train_unconditional", "to_unit", "real_defects", "draws", "sample_defaced",
-    "sample_restored", "Synthesizer", "load_synthesizer", "synthesis_fid",
+    "sample_restored", "Synthesizer", "load_synthesizer", "synthesis_fid", "CURVE_FILE", "CURVE_POINTS",
+    "fid_curve", "recorded_fid_curve", "converged",
 ]

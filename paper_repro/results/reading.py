@@ -127,7 +127,7 @@ def _not_converged(converged: bool | str) -> str | None:
 
 
 def plateaued(curves: Mapping[str, Sequence[float]], name: str, fraction: float = 0.1,
-              tolerance: float = 0.05) -> bool | str:
+              tolerance: float = 0.05, window: str | None = None) -> bool | str:
     """True when every curve (a training loss per epoch, one per run) has flattened, else a sentence
     naming the run whose ``name`` still fell most, for :func:`improvement`'s ``converged``.
 
@@ -135,7 +135,8 @@ def plateaued(curves: Mapping[str, Sequence[float]], name: str, fraction: float 
     ``fraction`` before by more than ``tolerance`` (relative) *and* by more than :data:`Z` standard
     errors of that difference: a per-epoch loss jitters (10-20 % at demo), and a drop within that
     jitter is no evidence of further progress. With few epochs the test has little power: a curve
-    called flat may still fall slowly.
+    called flat may still fall slowly. ``window`` names what the values span when they are not the
+    whole training (e.g. "FID at iterations 1,250-2,500").
     """
     worst, worst_run = 0.0, None
     for run, values in curves.items():
@@ -150,8 +151,9 @@ def plateaued(curves: Mapping[str, Sequence[float]], name: str, fraction: float 
         if drop > noise and relative > tolerance and relative > worst:
             worst, worst_run = relative, run
     if worst_run is not None:
+        span = f"of {window}" if window else "of training"
         return (f"{name} of {worst_run} still fell {100 * worst:.0f} % over the last {100 * fraction:.0f} % "
-                f"of training, beyond its epoch-to-epoch noise")
+                f"{span}, beyond its epoch-to-epoch noise")
     return True
 
 
