@@ -125,6 +125,40 @@ def test_book_executes_stale_chapters_in_parallel_after_what_they_read(tmp_path,
     assert "nothing to execute" in again[0]
 
 
+def test_critical_paths_add_the_longest_chain_waiting_on_a_chapter():
+    from paper_repro.book.build import critical_paths
+
+    seconds = {"train": 500, "tables": 1800, "ablation": 1700, "other": 900, "closing": 5}
+    needs = {"train": [], "tables": ["train"], "ablation": ["train"], "other": [], "closing": ["tables", "ablation"]}
+    assert critical_paths(seconds, needs) == {"train": 2305, "tables": 1805, "ablation": 1705, "other": 900,
+                                              "closing": 5}
+
+
+def test_the_chapter_heading_the_longest_chain_starts_first_and_times_are_kept(tmp_path, monkeypatch):
+    import json
+
+    import nbformat
+
+    from paper_repro.book import build
+
+    root = _two_lane_book(tmp_path)
+    # `other` comes before `second` in reading order, but `second` states a longer time
+    for name, seconds in (("other", 1), ("first", 50), ("second", 100)):
+        path = root / "book" / f"{name}.ipynb"
+        notebook = nbformat.read(path, as_version=4)
+        notebook.metadata.setdefault("paper_repro", {})["seconds"] = {"smoke": seconds}
+        nbformat.write(notebook, path)
+    lines: list[str] = []
+    results = build.execute_stale(root, "smoke", jobs=1, log=lines.append)
+    order = [line.split()[1] for line in lines if line.strip().startswith("executed ")]
+    assert order == ["first", "second", "other"], lines
+    recorded = json.loads(build.seconds_file(root, "smoke").read_text())
+    assert set(recorded) == {"first", "second", "other"} and recorded["first"] >= 3  # it sleeps 3 s
+    # the next build trusts this machine's measurement over the metadata
+    assert build.expected_seconds(root, [Path("book/second.ipynb")], "smoke") == {"second": recorded["second"]}
+    assert [r.error for r in results] == [None, None, None]
+
+
 def test_book_stops_naming_a_failing_chapter_and_runs_nothing_after_it(tmp_path):
     from paper_repro.book import build
 

@@ -12,8 +12,13 @@ finds every chapter in the cache and only renders. A rebuild with nothing change
 
 A chapter that reads what another trains (a table reading the training chapter's runs) names it in
 its notebook metadata, ``{"paper_repro": {"after": ["dadnet/training_evaluation"]}}``, and is started
-only when that chapter has finished; otherwise chapters start in reading order. Two chapters that
-still ask for the same cached run meet at its lock: one trains, the other waits and reads it.
+only when that chapter has finished. Among the chapters ready to start, the one heading the longest
+chain of work still to do goes first (critical-path list scheduling), so that no long chapter is left
+to run alone at the end while the other cores idle. A chapter's expected time is what it took in
+this machine's last build of that scale (``_build/chapter_seconds-<scale>.json``), else the seconds
+its metadata states for the scale (``{"paper_repro": {"seconds": {"demo": 1787}}}``, measured), else
+0; ties go in reading order. Two chapters that still ask for the same cached run meet at its lock:
+one trains, the other waits and reads it.
 """
 from __future__ import annotations
 
@@ -74,6 +79,50 @@ def needs_of(notebook) -> list[str]:
     return list(notebook.metadata.get("paper_repro", {}).get("after", []))
 
 
+def seconds_file(book_root: Path, scale: str) -> Path:
+    """Where a build records each chapter's execution time at ``scale``, for the next build's order."""
+    return book_root / BUILD_DIR / f"chapter_seconds-{scale}.json"
+
+
+def expected_seconds(book_root: Path, chapters: list[Path], scale: str) -> dict[str, float]:
+    """Each chapter's expected execution time: this machine's last build, else its metadata, else 0."""
+    import json
+
+    measured = {}
+    if seconds_file(book_root, scale).is_file():
+        measured = json.loads(seconds_file(book_root, scale).read_text())
+    expected = {}
+    for chapter in chapters:
+        name = chapter_name(chapter)
+        stated = read_notebook(book_root / chapter).metadata.get("paper_repro", {}).get("seconds", {})
+        expected[name] = float(measured.get(name, stated.get(scale, 0.0)))
+    return expected
+
+
+def critical_paths(seconds: dict[str, float], needs: dict[str, list[str]]) -> dict[str, float]:
+    """For each chapter, its own expected time plus the longest chain of chapters waiting on it."""
+    waiting = {name: [other for other, its_needs in needs.items() if name in its_needs] for name in seconds}
+    paths: dict[str, float] = {}
+
+    def path(name: str) -> float:
+        if name not in paths:
+            paths[name] = seconds[name] + max((path(other) for other in waiting[name]), default=0.0)
+        return paths[name]
+
+    return {name: path(name) for name in seconds}
+
+
+def record_seconds(book_root: Path, scale: str, results: list[Executed]) -> None:
+    """Add this build's execution times to :func:`seconds_file` (chapters not executed keep theirs)."""
+    import json
+
+    path = seconds_file(book_root, scale)
+    known = json.loads(path.read_text()) if path.is_file() else {}
+    known.update({r.chapter: round(r.seconds, 1) for r in results if r.error is None})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(known, indent=1, sort_keys=True) + "\n")
+
+
 def stale_chapters(book_root: Path, scale: str) -> list[Path]:
     """The chapters (reading order) whose code the cache of ``scale`` holds no executed copy of."""
     from jupyter_cache import get_cache
@@ -115,7 +164,8 @@ def execute_chapter(book_root: Path, chapter: Path, scale: str, timeout: int | N
 
 def execute_stale(book_root: Path, scale: str, jobs: int, timeout: int | None = None,
                   log=print) -> list[Executed]:
-    """Execute every stale chapter, ``jobs`` at a time, each after the chapters it names in ``after``."""
+    """Execute every stale chapter, ``jobs`` at a time, each after the chapters it names in ``after``,
+    the ready chapter heading the longest chain of expected work first."""
     pending = stale_chapters(book_root, scale)
     if not pending:
         log(f"book ({scale}): every chapter is in the cache; nothing to execute")
@@ -125,6 +175,10 @@ def execute_stale(book_root: Path, scale: str, jobs: int, timeout: int | None = 
     unknown = {n for c in pending for n in needs_of(read_notebook(book_root / c))} - names
     if unknown:
         raise UserError(f"chapters name unknown chapters in paper_repro.after: {', '.join(sorted(unknown))}")
+    priority = critical_paths(expected_seconds(book_root, pending, scale),
+                              {chapter_name(c): needs[c] for c in pending})
+    reading_order = {c: i for i, c in enumerate(pending)}
+    pending.sort(key=lambda c: (-priority[chapter_name(c)], reading_order[c]))
     os.environ.update(kernel_environment(scale, jobs))
     log(f"book ({scale}): executing {len(pending)} chapter(s), {jobs} at a time, "
         f"{os.environ['OMP_NUM_THREADS']} thread(s) each")
@@ -162,6 +216,7 @@ def execute_stale(book_root: Path, scale: str, jobs: int, timeout: int | None = 
     with ThreadPoolExecutor(jobs) as pool:
         for future in [pool.submit(worker) for _ in range(jobs)]:
             future.result()
+    record_seconds(book_root, scale, results)
     log(f"book ({scale}): executed {sum(r.error is None for r in results)} chapter(s) in "
         f"{time.perf_counter() - started:.0f} s")
     return results

@@ -23,7 +23,7 @@ import pandas as pd
 from scipy.stats import kendalltau
 
 from paper_repro.config import cache_dir
-from paper_repro.results.tables import save_table
+from paper_repro.results.tables import results_view, save_table
 
 HOLDS, DOES_NOT_HOLD, UNDECIDED = "holds", "does not hold", "undecided at this budget"
 VERDICTS = (HOLDS, DOES_NOT_HOLD, UNDECIDED)
@@ -94,6 +94,19 @@ class Verdict:
 def verdict_frame(verdicts: Sequence[Verdict]) -> pd.DataFrame:
     """The verdicts as a table, one row each."""
     return pd.DataFrame([v.row() for v in verdicts])
+
+
+VERDICT_COLOURS = {HOLDS: "#d8f0d8", DOES_NOT_HOLD: "#f8dada", UNDECIDED: "#ececec"}  # light backgrounds
+
+
+def verdicts_view(frame: pd.DataFrame, caption: str | None = None):
+    """Verdicts formatted for reading (:func:`paper_repro.results.tables.results_view`, no index),
+    each verdict cell shaded by its kind and long text left-aligned and wrapped."""
+    styler = results_view(frame, caption=caption)
+    if "verdict" in frame:
+        styler = styler.map(lambda v: f"background-color: {VERDICT_COLOURS.get(v, 'transparent')}; font-weight: bold",
+                            subset=["verdict"])
+    return styler.set_properties(**{"text-align": "left", "white-space": "normal"})
 
 
 VERDICTS_FOLDER = "verdicts"   # under cache_dir()/<this>/<scale>/: every results table's last verdicts
@@ -255,5 +268,5 @@ def compare_ordering(table: pd.DataFrame, label: str | list[str], lower_is_bette
 
 
 __all__ = ["HOLDS", "DOES_NOT_HOLD", "UNDECIDED", "VERDICTS", "Z", "TAU_ALPHA", "Spread", "spreads", "Verdict",
-           "verdict_frame", "VERDICTS_FOLDER", "record_verdicts", "recorded_verdicts", "plateaued", "improvement",
+           "verdict_frame", "VERDICT_COLOURS", "verdicts_view", "VERDICTS_FOLDER", "record_verdicts", "recorded_verdicts", "plateaued", "improvement",
            "best_of", "ordering", "compare_ordering"]
