@@ -227,3 +227,34 @@ def test_browser_check_finds_math_errors_and_horizontal_scrolling(tmp_path):
     assert reports["book/wide.html"].overflow_px > 1000
     shot = screenshot(html, "book/clean.html", tmp_path / "clean.png")
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("remote, url", [
+    ("git@github.com:someone/paper-repro.git", "https://github.com/someone/paper-repro"),
+    ("https://github.com/someone/paper-repro.git", "https://github.com/someone/paper-repro"),
+    ("https://token@gitlab.example.org/group/paper-repro/", "https://gitlab.example.org/group/paper-repro"),
+    ("ssh://git@github.com/someone/paper-repro.git", "https://github.com/someone/paper-repro"),
+    ("/work/main", None),
+    ("file:///srv/git/paper-repro.git", None),
+])
+def test_the_repository_link_comes_from_a_web_remote_only(remote, url):
+    from paper_repro.book.build import web_url
+
+    assert web_url(remote + "\n") == url
+
+
+def test_the_built_config_links_the_repository_when_it_is_known(tmp_path, monkeypatch):
+    import yaml
+
+    from paper_repro.book import build
+
+    root = tmp_path / "book_root"
+    root.mkdir()
+    _with_config(root)
+    monkeypatch.delenv(build.REPOSITORY_ENV, raising=False)
+    config = yaml.safe_load(build.scale_config(root, "demo").read_text())   # not a git clone: no link
+    assert "url" not in config.get("repository", {})
+    monkeypatch.setenv(build.REPOSITORY_ENV, "https://github.com/someone/paper-repro")
+    config = yaml.safe_load(build.scale_config(root, "demo").read_text())
+    assert config["repository"]["url"] == "https://github.com/someone/paper-repro"
+    assert config["html"]["use_repository_button"] is True

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -55,12 +56,43 @@ def cache_folder(book_root: Path, scale: str) -> Path:
     return book_root / BUILD_DIR / ".jupyter_cache" / scale
 
 
+REPOSITORY_ENV = "PAPER_REPRO_REPOSITORY_URL"
+
+
+def web_url(remote: str) -> str | None:
+    """The web address of a git remote (``https://host/owner/repo`` or ``git@host:owner/repo.git``);
+    ``None`` for a remote that is no web repository (a local folder, ``file://``)."""
+    remote = remote.strip()
+    if match := re.fullmatch(r"(?:ssh://)?git@([^:/]+)[:/](.+?)(?:\.git)?/?", remote):
+        return f"https://{match.group(1)}/{match.group(2)}"
+    if match := re.fullmatch(r"https?://(?:[^@/]+@)?(.+?)(?:\.git)?/?", remote):
+        return f"https://{match.group(1)}"
+    return None
+
+
+def repository_url(book_root: Path) -> str | None:
+    """Where the book's source lives: ``$PAPER_REPRO_REPOSITORY_URL``, else the web address of the
+    clone's ``origin`` remote, else ``None`` (a clone of a local folder links nowhere)."""
+    if os.environ.get(REPOSITORY_ENV):
+        return os.environ[REPOSITORY_ENV]
+    try:
+        remote = subprocess.run(["git", "remote", "get-url", "origin"], cwd=book_root, capture_output=True,
+                                text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return web_url(remote.stdout) if remote.returncode == 0 else None
+
+
 def scale_config(book_root: Path, scale: str) -> Path:
-    """``_config.yml`` with the execution cache of ``scale``, written to ``_build/config-<scale>.yml``."""
+    """``_config.yml`` with the execution cache of ``scale`` and, when known, the repository's address
+    (each page's repository button), written to ``_build/config-<scale>.yml``."""
     import yaml
 
     config = yaml.safe_load((book_root / CONFIG_FILE).read_text())
     config.setdefault("execute", {})["cache"] = str(cache_folder(book_root, scale))
+    if url := repository_url(book_root):
+        config.setdefault("repository", {}).update(url=url, path_to_book="", branch="main")
+        config.setdefault("html", {}).update(use_repository_button=True)
     path = book_root / BUILD_DIR / f"config-{scale}.yml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(f"# written by `python -m paper_repro book --scale {scale}` from {CONFIG_FILE}\n"
