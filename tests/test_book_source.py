@@ -52,3 +52,12 @@ def test_a_module_listing_names_the_module():
     html = _bundle(show_source(dram, collapsed=True))["text/html"]
     assert re.match(r"<details><summary>paper_repro\.dadnet\.dram · \d+ lines · paper_repro/dadnet/dram\.py</summary>",
                     html)
+
+
+def test_a_decorated_function_names_its_own_file():
+    from paper_repro.experiments import bridge
+
+    assert hasattr(bridge.defect_gan_bank, "__wrapped__")  # (decorated; else pick another)
+    html = _bundle(show_source(bridge.defect_gan_bank, collapsed=True))["text/html"]
+    assert "paper_repro.experiments.bridge.defect_gan_bank · " in html
+    assert " · paper_repro/experiments/bridge.py</summary>" in html

@@ -130,6 +130,7 @@ def show_source(obj: Any, collapsed: bool | None = None) -> Listing:
 
 def _package_path(obj: Any) -> str:
     """The file defining ``obj``, relative to the folder holding the package (never a machine path)."""
+    obj = inspect.unwrap(obj)  # a decorated function's file, not the decorator's (as getsource does)
     file = Path(inspect.getsourcefile(obj) or inspect.getfile(obj)).resolve()
     top = Path(__file__).resolve().parents[2]  # the folder that holds paper_repro/
     try:
