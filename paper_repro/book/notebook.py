@@ -13,6 +13,7 @@ results_dir=results_dir)``.
 """
 from __future__ import annotations
 
+import html
 import inspect
 import os
 import platform
@@ -89,12 +90,53 @@ def _plot_style() -> None:
     })
 
 
-def show_source(obj: Any) -> Any:
+#: Listings longer than this many lines start collapsed behind a one-line summary.
+OPEN_LISTING_LINES = 25
+
+
+class Listing(Code):
+    """Highlighted package source: open when short, folded in ``<details>`` when long.
+
+    Its plain-text form is the source itself, so nbval compares the code, never the markup.
+    """
+
+    def __init__(self, source: str, name: str, path: str, collapsed: bool | None = None):
+        super().__init__(source, language="python")
+        self.name, self.path = name, path
+        self.n_lines = len(source.splitlines())
+        self.collapsed = self.n_lines > OPEN_LISTING_LINES if collapsed is None else bool(collapsed)
+
+    @property
+    def summary(self) -> str:
+        return f"{self.name} · {self.n_lines} lines · {self.path}"
+
+    def _repr_html_(self) -> str:
+        code = super()._repr_html_()
+        if not self.collapsed:
+            return code
+        return f"<details><summary>{html.escape(self.summary)}</summary>{code}</details>"
+
+
+def show_source(obj: Any, collapsed: bool | None = None) -> Listing:
     """Display the package's own source of ``obj`` (a function, class or module), highlighted.
 
     Chapters show code this way instead of copying it, so the book and the package never drift.
+    A listing longer than :data:`OPEN_LISTING_LINES` lines starts collapsed behind a summary line
+    (qualified name, length, file); ``collapsed=True`` or ``False`` forces it shut or open.
     """
-    return Code(inspect.getsource(obj), language="python")
+    name = obj.__name__ if inspect.ismodule(obj) else f"{obj.__module__}.{obj.__qualname__}"
+    return Listing(inspect.getsource(obj), name, _package_path(obj), collapsed)
+
+
+def _package_path(obj: Any) -> str:
+    """The file defining ``obj``, relative to the folder holding the package (never a machine path)."""
+    obj = inspect.unwrap(obj)  # a decorated function's file, not the decorator's (as getsource does)
+    file = Path(inspect.getsourcefile(obj) or inspect.getfile(obj)).resolve()
+    top = Path(__file__).resolve().parents[2]  # the folder that holds paper_repro/
+    try:
+        return file.relative_to(top).as_posix()
+    except ValueError:
+        return file.name
 
 
 def to_numpy_image(image: torch.Tensor, value_range: tuple[float, float] = (0.0, 1.0)):
