@@ -120,3 +120,20 @@ def test_devices():
             resolve_device("cuda")
     with pytest.raises(UserError, match="unknown device"):
         resolve_device("tpu9")
+
+
+def test_progress_bars_obey_the_environment_even_when_a_caller_enables_them(monkeypatch):
+    from paper_repro.runs import progress
+
+    monkeypatch.delenv(progress.OFF_ENV, raising=False)
+    assert not progress.tqdm(range(3), disable=False).disable
+    assert progress.tqdm(range(3), disable=True).disable
+    monkeypatch.setenv(progress.OFF_ENV, "1")   # what a book build sets for every chapter's kernel
+    assert progress.tqdm(range(3), disable=False).disable
+    progress.silence_hugging_face_bars()
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    assert not diffusers_logging.is_progress_bar_enabled() and not transformers_logging.is_progress_bar_enabled()
+    diffusers_logging.enable_progress_bar()
+    transformers_logging.enable_progress_bar()

@@ -30,7 +30,7 @@ from typing import Callable
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
+from paper_repro.runs.progress import tqdm
 
 from paper_repro.errors import UserError
 from paper_repro.weights import WeightsMissing, load_state, locate_timm, read_state_dict, timm_repo_id

@@ -173,7 +173,8 @@ def kernel_environment(scale: str, jobs: int) -> dict[str, str]:
     """What every chapter's kernel inherits: the scale, its share of the cores, no progress bars."""
     threads = max(1, (os.cpu_count() or 1) // jobs)
     return {SCALE_ENV: scale, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
-            "TQDM_DISABLE": "1", "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+            "TQDM_DISABLE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+            "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
 
 
 def execute_chapter(book_root: Path, chapter: Path, scale: str, timeout: int | None) -> Executed:

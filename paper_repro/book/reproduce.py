@@ -231,7 +231,7 @@ def reproduce(scale: str, out: Path, only: list[str] | None = None, force: bool 
 def run_chapters(book_root: Path, chapters: list[Path], out: Path, parameters: dict[str, Any],
                  settings: dict[str, Any], devices: list[str], force: bool, scale: str) -> list[Outcome]:
     """Run ``chapters`` in reading order, ``len(devices)`` at a time, each worker on its own device."""
-    from tqdm.auto import tqdm
+    from paper_repro.runs.progress import tqdm
 
     queue = list(chapters)
     lock = threading.Lock()

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
-from tqdm.auto import tqdm
+from paper_repro.runs.progress import tqdm
 
 from paper_repro.dadnet.networks import DADNet, predicted_mask
 from paper_repro.dadnet.trainer import load_model

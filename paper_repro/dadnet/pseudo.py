@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 from torch.utils.data import Dataset
-from tqdm.auto import tqdm
+from paper_repro.runs.progress import tqdm
 
 from paper_repro.compose import compose
 from paper_repro.dadnet.dgm import dgm_anomaly

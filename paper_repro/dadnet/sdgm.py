@@ -49,7 +49,7 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionInpaintPipeline, UNet2DConditionModel
 from huggingface_hub import snapshot_download
 from open_clip.tokenizer import bytes_to_unicode
-from tqdm.auto import tqdm
+from paper_repro.runs.progress import silence_hugging_face_bars, tqdm
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from paper_repro.compose import compose
@@ -332,6 +332,7 @@ def _load_components(folder: Path, source: str) -> SDGMComponents:
     path = str(folder)
     weights = dict(local_files_only=True, use_safetensors=True)
     models = dict(weights, low_cpu_mem_usage=False, torch_dtype=torch.float32)  # no `accelerate` needed
+    silence_hugging_face_bars()
     try:
         return SDGMComponents(
             tokenizer=CLIPTokenizer.from_pretrained(path, subfolder="tokenizer", local_files_only=True),

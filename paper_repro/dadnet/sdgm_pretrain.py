@@ -58,7 +58,7 @@ import torch
 import torch.nn.functional as F
 import transformers
 from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionInpaintPipeline, UNet2DConditionModel
-from tqdm.auto import tqdm
+from paper_repro.runs.progress import tqdm
 from transformers import CLIPTextConfig, CLIPTextModel
 
 from paper_repro.compose import compose

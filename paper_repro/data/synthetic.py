@@ -29,7 +29,7 @@ from xml.sax.saxutils import quoteattr
 
 import numpy as np
 from PIL import Image
-from tqdm.auto import tqdm
+from paper_repro.runs.progress import tqdm
 
 from paper_repro.config import cache_dir, get_config
 from paper_repro.data.defects import CODEBRIM_TAGS, paint

@@ -33,7 +33,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from tqdm.auto import tqdm
+from paper_repro.runs.progress import tqdm
 
 from paper_repro.config import cache_dir
 from paper_repro.data.codebrim import CODEBRIM, CODEBRIM_CLASSES

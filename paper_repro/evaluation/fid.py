@@ -35,7 +35,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 from torchmetrics.image.fid import FrechetInceptionDistance, NoTrainInceptionV3
-from tqdm.auto import tqdm
+from paper_repro.runs.progress import tqdm
 
 from paper_repro.config import get_config
 from paper_repro.data.codebrim import CODEBRIM

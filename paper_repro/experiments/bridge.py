@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from paper_repro.runs.progress import tqdm
 
 from paper_repro.dadnet.evaluate import evaluate
 from paper_repro.dadnet.masks import random_mask, resize_mask, sample_rng

@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 from torch.utils.data import ConcatDataset, Dataset, Subset
-from tqdm.auto import tqdm
+from paper_repro.runs.progress import tqdm
 
 from paper_repro.config import get_config
 from paper_repro.data.codebrim import CODEBRIM, CODEBRIM_CLASSES

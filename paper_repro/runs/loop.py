@@ -26,7 +26,7 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 from torchvision.utils import make_grid, save_image
-from tqdm.auto import tqdm
+from paper_repro.runs.progress import tqdm
 
 from paper_repro.errors import UserError
 from paper_repro.runs.checkpoints import (checkpoint_path, kept_checkpoints, latest_checkpoint, load_checkpoint,
