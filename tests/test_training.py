@@ -137,3 +137,10 @@ def test_progress_bars_obey_the_environment_even_when_a_caller_enables_them(monk
     assert not diffusers_logging.is_progress_bar_enabled() and not transformers_logging.is_progress_bar_enabled()
     diffusers_logging.enable_progress_bar()
     transformers_logging.enable_progress_bar()
+
+
+def test_the_progress_wrapper_prints_lines_as_tqdm_does(capsys):
+    from paper_repro.runs import progress
+
+    progress.tqdm.write("disk: a plan")
+    assert "disk: a plan" in capsys.readouterr().out

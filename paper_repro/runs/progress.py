@@ -24,6 +24,9 @@ def tqdm(*args, disable: bool | None = False, **kwargs):
     return _tqdm(*args, disable=bool(disable) or bars_off(), **kwargs)
 
 
+tqdm.write = _tqdm.write  # a line printed without breaking a running bar, as tqdm's own
+
+
 def silence_hugging_face_bars() -> None:
     """Turn off diffusers' and transformers' own bars when :func:`bars_off` (call before loading)."""
     if not bars_off():
