@@ -14,14 +14,6 @@ TOC = yaml.safe_load((REPO / "_toc.yml").read_text())
 CHAPTERS = [name for name in [TOC["root"], *(c["file"] for part in TOC["parts"] for c in part["chapters"])]
             if (REPO / f"{name}.ipynb").exists()]
 
-# Temporary: these chapters are being rewritten elsewhere and get their figure captions there.
-# Empty this set once they have them (the strict xfail below fails as soon as one passes).
-PENDING = {
-    "book/defect_gan/table1_fid",
-    "book/defect_gan/table2_ablation",
-    "book/defect_gan/table3_detection",
-}
-
 DISPLAY = ("display_data", "execute_result")
 REFERENCE = re.compile(r"\{numref\}`([^`<]+?)`|\{numref\}`[^`]*<([^>]+)>`")
 
@@ -64,8 +56,7 @@ def figure_problems(name: str) -> list[str]:
     return problems
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="PENDING"))
-                                  if n in PENDING else n for n in CHAPTERS])
+@pytest.mark.parametrize("name", CHAPTERS)
 def test_every_image_cell_is_a_captioned_figure_with_one_output(name):
     assert not figure_problems(name), "\n".join(figure_problems(name))
 
@@ -80,6 +71,3 @@ def test_figure_names_are_unique_and_references_resolve():
                     target = match.group(1) or match.group(2)
                     assert target in names, f"{name}: {{numref}} to unknown figure {target!r}"
 
-
-def test_pending_lists_only_chapters_of_the_book():
-    assert PENDING <= set(CHAPTERS)

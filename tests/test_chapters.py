@@ -23,3 +23,11 @@ def test_every_listing_is_checked_and_markers_are_tags(chapter):
         if "show_source(" in source:
             # nbval re-runs the cell and compares the listing with the committed one: a stale listing fails CI
             assert "nbval-check-output" in cell["metadata"].get("tags", []), source
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: str(p.relative_to(BOOK)))
+def test_no_execution_timestamps_in_cell_metadata(chapter):
+    """jupyter-cache keys a chapter by its cells' metadata too: timestamps would make every
+    re-execution look like a code change to the book's build (fix: tests/strip_execution_metadata.py)."""
+    stamped = [i for i, cell in enumerate(code_cells(chapter)) if "execution" in cell["metadata"]]
+    assert not stamped, f"code cells {stamped} carry nbconvert's execution timestamps"
