@@ -210,3 +210,25 @@ def test_results_view_hides_the_index_rounds_and_names_the_source_once():
     assert MISSING in html and "nan" not in html.lower()
     assert "paper: Paper, Table 1" in html and "scale=demo" in html
     assert ">source<" not in html and "row0_col" in html and "level0_row0" not in html  # no index column
+
+
+def test_results_view_keeps_the_row_labels_of_a_pivoted_table():
+    import pandas as pd
+
+    from paper_repro.results.tables import MISSING, results_view
+
+    wide = pd.DataFrame({"concrete": [96.41, None], "tile": [92.1, 88.0]}, index=["DADNet", "PaDiM"])
+    html = results_view(wide, index=True, caption="run").to_html()
+    assert "DADNet" in html and "PaDiM" in html and "96.4<" in html and MISSING in html
+    assert "DADNet" not in results_view(wide).to_html()  # the default hides it
+
+
+def test_verdicts_are_shaded_by_kind():
+    from paper_repro.results.reading import (DOES_NOT_HOLD, HOLDS, VERDICT_COLOURS, Spread, improvement,
+                                             verdict_frame, verdicts_view)
+
+    found = [improvement("T", "a beats b", ("a", Spread.of([3.0, 3.1, 2.9])), ("b", Spread.of([1.0, 1.1, 0.9])), True),
+             improvement("T", "b beats a", ("b", Spread.of([1.0, 1.1, 0.9])), ("a", Spread.of([3.0, 3.1, 2.9])), True)]
+    html = verdicts_view(verdict_frame(found)).to_html()
+    assert [v.verdict for v in found] == [HOLDS, DOES_NOT_HOLD]
+    assert VERDICT_COLOURS[HOLDS] in html and VERDICT_COLOURS[DOES_NOT_HOLD] in html

@@ -139,11 +139,12 @@ def save_table(table: pd.DataFrame, name: str, results_dir: str | Path | None) -
 MISSING = "—"  # a cell one side has no number for
 
 
-def results_view(table: pd.DataFrame, precision: int = 1, caption: str | None = None):
+def results_view(table: pd.DataFrame, precision: int = 1, caption: str | None = None, index: bool = False):
     """The one way a results table is shown: a pandas ``Styler`` without the index, numbers at the
     paper's ``precision`` (decimals), :data:`MISSING` for an empty cell, and a caption naming what
     produced "this run" (``table.attrs["run_info"]``) and, when every row has the same one, the paper
-    table the numbers come from (its ``source`` column is then not repeated on every row)."""
+    table the numbers come from (its ``source`` column is then not repeated on every row).
+    ``index=True`` keeps the index: the row labels of a pivoted or transposed table."""
     shown = table.copy()
     parts = [caption] if caption else []
     if "source" in shown and shown["source"].nunique(dropna=False) == 1:
@@ -152,7 +153,8 @@ def results_view(table: pd.DataFrame, precision: int = 1, caption: str | None = 
     if table.attrs.get("run_info"):
         parts.append(table.attrs["run_info"])
     numeric = shown.select_dtypes("number").columns
-    styler = shown.style.hide(axis="index").format(precision=precision, na_rep=MISSING, subset=list(numeric))
+    styler = shown.style if index else shown.style.hide(axis="index")
+    styler = styler.format(precision=precision, na_rep=MISSING, subset=list(numeric))
     styler = styler.format(na_rep=MISSING, subset=[c for c in shown.columns if c not in numeric])
     return styler.set_caption(". ".join(parts)) if parts else styler
 
