@@ -30,9 +30,9 @@ from typing import Callable
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
-from paper_repro.runs.progress import tqdm
 
 from paper_repro.errors import UserError
+from paper_repro.runs.progress import tqdm
 from paper_repro.weights import WeightsMissing, load_state, locate_timm, read_state_dict, timm_repo_id
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

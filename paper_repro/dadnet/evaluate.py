@@ -14,7 +14,6 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
-from paper_repro.runs.progress import tqdm
 
 from paper_repro.dadnet.networks import DADNet, predicted_mask
 from paper_repro.dadnet.trainer import load_model
@@ -22,6 +21,7 @@ from paper_repro.data.mvtec import MVTecAD
 from paper_repro.data.roots import find_dataset_root
 from paper_repro.errors import UserError
 from paper_repro.evaluation.scoring import score_predictions
+from paper_repro.runs.progress import tqdm
 
 
 def score_kernel(image_size: int) -> int:

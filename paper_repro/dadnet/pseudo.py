@@ -16,7 +16,6 @@ from pathlib import Path
 
 import torch
 from torch.utils.data import Dataset
-from paper_repro.runs.progress import tqdm
 
 from paper_repro.compose import compose
 from paper_repro.dadnet.dgm import dgm_anomaly
@@ -24,6 +23,7 @@ from paper_repro.dadnet.masks import random_mask, sample_rng
 from paper_repro.dadnet.sdgm import SDGMComponents, load_sdgm, prompts_for, sdgm_generate
 from paper_repro.data.mvtec import MVTecAD
 from paper_repro.runs.folders import cached_tensors
+from paper_repro.runs.progress import tqdm
 
 
 def load_normals(root: str | Path, category: str, image_size: int, limit: int = 0) -> torch.Tensor:

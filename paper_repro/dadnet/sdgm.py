@@ -49,12 +49,12 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionInpaintPipeline, UNet2DConditionModel
 from huggingface_hub import snapshot_download
 from open_clip.tokenizer import bytes_to_unicode
-from paper_repro.runs.progress import silence_hugging_face_bars, tqdm
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from paper_repro.compose import compose
 from paper_repro.config import STANDIN_SD_MODEL, TINY_SD_MODEL, cache_dir
 from paper_repro.errors import UserError
+from paper_repro.runs.progress import silence_hugging_face_bars, tqdm
 from paper_repro.weights import (SD_EXCLUDE, SD_INCLUDE, WeightsMissing, is_repo_id, locate_stable_diffusion,
                                  one_line_reason, sd_variants)
 

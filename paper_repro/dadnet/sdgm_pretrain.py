@@ -58,7 +58,6 @@ import torch
 import torch.nn.functional as F
 import transformers
 from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionInpaintPipeline, UNet2DConditionModel
-from paper_repro.runs.progress import tqdm
 from transformers import CLIPTextConfig, CLIPTextModel
 
 from paper_repro.compose import compose
@@ -67,6 +66,7 @@ from paper_repro.dadnet.sdgm import PROMPTS_FILE, build_clip_tokenizer, file_sha
 from paper_repro.data.defects import paint
 from paper_repro.data.textures import illuminate, texture
 from paper_repro.errors import UserError
+from paper_repro.runs.progress import tqdm
 
 # ------------------------------------------------------------------------------------------
 # Prompts and the defect each one names

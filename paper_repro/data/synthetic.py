@@ -29,7 +29,6 @@ from xml.sax.saxutils import quoteattr
 
 import numpy as np
 from PIL import Image
-from paper_repro.runs.progress import tqdm
 
 from paper_repro.config import cache_dir, get_config
 from paper_repro.data.defects import CODEBRIM_TAGS, paint
@@ -39,6 +38,7 @@ from paper_repro.data.originals import WINDOW_FRACTION
 from paper_repro.data.textures import FAMILIES, illuminate
 from paper_repro.data.textures import texture
 from paper_repro.errors import UserError
+from paper_repro.runs.progress import tqdm
 
 # Bump whenever a change to textures, defects or layouts changes the pixels or the files written:
 # cached data sets carry it in their folder name, so stale caches are never reused.

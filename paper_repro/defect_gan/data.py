@@ -33,7 +33,6 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from paper_repro.runs.progress import tqdm
 
 from paper_repro.config import cache_dir
 from paper_repro.data.codebrim import CODEBRIM, CODEBRIM_CLASSES
@@ -41,6 +40,7 @@ from paper_repro.data.originals import CODEBRIMOriginals, DefectFreeCrops
 from paper_repro.data.pool import NormalPool
 from paper_repro.data.roots import DataSource, find_originals
 from paper_repro.errors import UserError
+from paper_repro.runs.progress import tqdm
 
 DEFECT_CLASSES = CODEBRIM_CLASSES[1:]  # C = 5: "Background" is the absence of all of them
 EXTRA_NORMALS_SOURCES = ("original", "background-recrop", "procedural")

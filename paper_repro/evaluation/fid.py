@@ -35,13 +35,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 from torchmetrics.image.fid import FrechetInceptionDistance, NoTrainInceptionV3
-from paper_repro.runs.progress import tqdm
 
 from paper_repro.config import get_config
 from paper_repro.data.codebrim import CODEBRIM
 from paper_repro.data.roots import DataSource
 from paper_repro.runs.checkpoints import load_weights, save_checkpoint
 from paper_repro.runs.folders import cached_run_dir, write_run_config
+from paper_repro.runs.progress import tqdm
 from paper_repro.weights import (INCEPTION_WEIGHTS_FILE, WeightsMissing, WeightsRefused, locate_inception,
                                  one_line_reason, read_state_dict)
 

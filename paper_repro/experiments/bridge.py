@@ -22,7 +22,6 @@ from pathlib import Path
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from paper_repro.runs.progress import tqdm
 
 from paper_repro.dadnet.evaluate import evaluate
 from paper_repro.dadnet.masks import random_mask, resize_mask, sample_rng
@@ -36,6 +35,7 @@ from paper_repro.experiments.detectors import dadnet_config
 from paper_repro.runs.checkpoints import latest_checkpoint
 from paper_repro.runs.folders import cached_run_dir, cached_tensors
 from paper_repro.runs.loop import is_finished
+from paper_repro.runs.progress import tqdm
 
 SOURCES = ("DGM", "SDGM", "Defect-GAN in M_g", "Defect-GAN own maps")
 PLACEMENTS = {"Defect-GAN in M_g": "mask", "Defect-GAN own maps": "own"}

@@ -20,7 +20,6 @@ from pathlib import Path
 import pandas as pd
 import torch
 from torch.utils.data import ConcatDataset, Dataset, Subset
-from paper_repro.runs.progress import tqdm
 
 from paper_repro.config import get_config
 from paper_repro.data.codebrim import CODEBRIM, CODEBRIM_CLASSES
@@ -35,6 +34,7 @@ from paper_repro.experiments.synthesizers import (ABLATION_ROWS, converged, flag
 from paper_repro.results.papers import paper_table
 from paper_repro.results.reading import Spread, Verdict, improvement, spreads
 from paper_repro.runs.folders import cached_run_dir
+from paper_repro.runs.progress import tqdm
 
 NO_AUGMENTATION = "None"
 SYNTHESIZERS = {name: row for row, name in ABLATION_ROWS if name in ("StarGAN + SPADE", "Defect-GAN")}

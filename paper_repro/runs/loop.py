@@ -26,13 +26,13 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 from torchvision.utils import make_grid, save_image
-from paper_repro.runs.progress import tqdm
 
 from paper_repro.errors import UserError
 from paper_repro.runs.checkpoints import (checkpoint_path, kept_checkpoints, latest_checkpoint, load_checkpoint,
                                          prune_checkpoints, remove_stale_temporaries, save_checkpoint)
 from paper_repro.runs.devices import Distributed
 from paper_repro.runs.folders import CSVLog, config_differences, read_run_config, run_lock, write_run_config
+from paper_repro.runs.progress import tqdm
 
 try:  # TensorBoard is the optional `tensorboard` extra
     from torch.utils.tensorboard import SummaryWriter
