@@ -23,6 +23,7 @@ one trains, the other waits and reads it.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import subprocess
@@ -118,8 +119,6 @@ def seconds_file(book_root: Path, scale: str) -> Path:
 
 def expected_seconds(book_root: Path, chapters: list[Path], scale: str) -> dict[str, float]:
     """Each chapter's expected execution time: this machine's last build, else its metadata, else 0."""
-    import json
-
     measured = {}
     if seconds_file(book_root, scale).is_file():
         measured = json.loads(seconds_file(book_root, scale).read_text())
@@ -146,8 +145,6 @@ def critical_paths(seconds: dict[str, float], needs: dict[str, list[str]]) -> di
 
 def record_seconds(book_root: Path, scale: str, results: list[Executed]) -> None:
     """Add this build's execution times to :func:`seconds_file` (chapters not executed keep theirs)."""
-    import json
-
     path = seconds_file(book_root, scale)
     known = json.loads(path.read_text()) if path.is_file() else {}
     known.update({r.chapter: round(r.seconds, 1) for r in results if r.error is None})
