@@ -108,14 +108,25 @@ def test_one_seed_has_no_spread_and_gets_no_verdict():
         improvement("T", "c", ("a", Spread.of([1.0])), ("b", Spread.of([2.0, 3.0])), higher_is_better=True)
 
 
-def test_best_of_is_decided_by_the_closest_competitor():
+def test_best_of_is_decided_by_the_nearest_rival():
     from paper_repro.results.reading import Spread, best_of
 
     rows = {"DADNet": Spread.of([97, 98, 99]), "PaDiM": Spread.of([96, 97, 98]), "RD": Spread.of([70, 71, 72])}
     verdict = best_of("Table 1", "DADNet has the best image AUROC", "DADNet", rows, higher_is_better=True)
-    assert verdict.verdict == "does not hold" and "closest: DADNet is +1" in verdict.deciding
+    assert verdict.verdict == "does not hold" and "nearest rival: DADNet is 1 higher than PaDiM" in verdict.deciding
     rows["PaDiM"] = Spread.of([80, 81, 82])
     assert best_of("Table 1", "c", "DADNet", rows, higher_is_better=True).verdict == "holds"
+
+
+def test_a_difference_is_worded_by_its_direction_not_by_a_sign():
+    from paper_repro.results.reading import Spread, improvement
+
+    behind = improvement("Table 4", "c", ("DADNet", Spread.of([93, 93.5, 94])), ("DRAM", Spread.of([94, 94.5, 95])),
+                         higher_is_better=True)
+    assert "DADNet is 1 lower than DRAM" in behind.deciding and behind.verdict == "does not hold"
+    fid = improvement("Table 2", "c", ("LWC", Spread.of([70, 71, 72])), ("SCC", Spread.of([100, 101, 102])),
+                      higher_is_better=False)
+    assert "LWC is 30 lower than SCC" in fid.deciding and fid.verdict == "holds"
 
 
 def test_an_ordering_holds_only_with_a_significant_kendall_tau():

@@ -183,9 +183,11 @@ def improvement(table: str, claim: str, better: tuple[str, Spread], worse: tuple
     sign = 1.0 if higher_is_better else -1.0
     gain = sign * (a.mean - b.mean)
     se = math.sqrt(a.sd ** 2 / a.n + b.sd ** 2 / b.n)
-    word = "higher" if higher_is_better else "lower"
+    # the direction of the raw difference, worded for the reader ("0.58 pts lower than B", not "-0.58 higher")
+    word = "higher" if (a.mean >= b.mean) else "lower"
     answer = f"{name_a} {a}{unit}, {name_b} {b}{unit}"
-    deciding = f"{name_a} is {gain:+.3g}{unit} {word}; {Z:g} standard errors of the difference = {Z * se:.3g}{unit}"
+    deciding = (f"{name_a} is {abs(a.mean - b.mean):.3g}{unit} {word} than {name_b}; "
+                f"{Z:g} standard errors of the difference = {Z * se:.3g}{unit}")
     reason = _not_converged(converged)
     if reason:
         return Verdict(table, claim, answer, UNDECIDED, f"{deciding}; but {reason}")
@@ -199,7 +201,7 @@ def best_of(table: str, claim: str, candidate: str, rows: Mapping[str, Spread], 
             converged: bool | str = True, unit: str = "") -> Verdict:
     """Is ``candidate`` better than every other row of ``rows`` beyond seed noise?
 
-    Decided by the closest competitor (the one with the smallest margin in standard errors).
+    Decided by the nearest rival: the row it beats by the fewest standard errors of the difference.
     """
     others = {name: s for name, s in rows.items() if name != candidate}
     if candidate not in rows or not others:
@@ -215,7 +217,7 @@ def best_of(table: str, claim: str, candidate: str, rows: Mapping[str, Spread], 
     closest = min(others, key=margin)
     worst = pairwise[closest]
     answer = "; ".join(f"{name} {s}{unit}" for name, s in rows.items())
-    return Verdict(table, claim, answer, worst.verdict, f"closest: {worst.deciding}")
+    return Verdict(table, claim, answer, worst.verdict, f"nearest rival: {worst.deciding}")
 
 
 def ordering(table: str, claim: str, paper: Mapping[str, float], run: Mapping[str, Spread],
