@@ -177,3 +177,18 @@ def test_majority_label_set_accuracy_is_the_trivial_floor():
     assert label_set == [1, 0, 0] and accuracy == 0.5
     with pytest.raises(ValueError):
         majority_label_set_accuracy(train[:0], test)
+
+
+def test_a_classifier_at_the_epoch_cap_has_converged_only_if_its_best_epoch_is_older_than_the_patience():
+    from types import SimpleNamespace
+
+    from paper_repro.defect_gan.classifier import DetectionResult
+    from paper_repro.experiments.defect_gan_table3 import classifiers_converged
+
+    cfg = SimpleNamespace(epochs=25, patience=4)
+    def run(best, trained):
+        return DetectionResult("resnet34", "None", best, 0.5, 0.5, "run", trained)
+
+    assert classifiers_converged([run(10, 14), run(20, 25)], cfg) is True   # stopped early; flat for 5 at the cap
+    assert classifiers_converged([run(10, 14), run(22, 25)], cfg) == "1 of 2 classifiers still improved at the 25-epoch cap"
+    assert classifiers_converged([run(10, 25)], SimpleNamespace(epochs=25, patience=0)).startswith("the classifiers trained")

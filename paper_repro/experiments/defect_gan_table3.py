@@ -244,9 +244,10 @@ def results_frame(results: list[DetectionResult]) -> pd.DataFrame:
 
 
 def classifiers_converged(results: list[DetectionResult], cfg) -> bool | str:
-    """True when every cell stopped because its validation accuracy stopped improving (patience),
-    not because it hit the epoch cap."""
-    capped_runs = [r for r in results if cfg.patience and r.epochs_trained >= cfg.epochs]
+    """True when every cell's validation accuracy stopped improving: it stopped early (patience), or it
+    reached the epoch cap with its best epoch more than ``patience`` epochs before the cap."""
+    capped_runs = [r for r in results
+                   if cfg.patience and r.epochs_trained >= cfg.epochs and r.best_epoch > cfg.epochs - cfg.patience]
     if not cfg.patience:
         return "the classifiers trained a fixed number of epochs, not until convergence"
     if capped_runs:
