@@ -158,6 +158,13 @@ def synthesis_fid(G, data: TrainingData, real: torch.Tensor, extractor, seed: in
     return fid(real, fake, extractor, device=device)
 
 
+def synthesis_fids(G, data: TrainingData, real: torch.Tensor, extractor, draws: int, seed: int = 0,
+                   device: str | torch.device = "cpu") -> list[FIDScore]:
+    """:func:`synthesis_fid` of ``draws`` independent sample draws (draw ``d`` uses seed
+    ``1000 * d + seed``): Tables 1 and 2 average the same draws, so a run shared by both scores alike."""
+    return [synthesis_fid(G, data, real, extractor, seed=1000 * draw + seed, device=device) for draw in range(draws)]
+
+
 # ------------------------------------------------------------------------------------------
 # Has the budget converged? FID at the run's last checkpoints
 # ------------------------------------------------------------------------------------------
@@ -225,6 +232,6 @@ def converged(scale: str, curves: Mapping[str, Sequence[tuple[int, float]]] | No
 __all__ = [
     "ABLATION_ROWS", "CYCLEGAN_STYLE", "flags_of", "row_label", "table_config", "train_variant",
     "unconditional_data", "train_unconditional", "to_unit", "real_defects", "draws", "sample_defaced",
-    "sample_restored", "Synthesizer", "load_synthesizer", "synthesis_fid", "CURVE_FILE", "CURVE_POINTS",
+    "sample_restored", "Synthesizer", "load_synthesizer", "synthesis_fid", "synthesis_fids", "CURVE_FILE", "CURVE_POINTS",
     "fid_curve", "recorded_fid_curve", "converged",
 ]
