@@ -245,7 +245,7 @@ def results_frame(results: list[DetectionResult]) -> pd.DataFrame:
 
 def classifiers_converged(results: list[DetectionResult], cfg) -> bool | str:
     """True when every cell's validation accuracy stopped improving: it stopped early (patience), or it
-    reached the epoch cap with its best epoch more than ``patience`` epochs before the cap."""
+    reached the epoch cap with no better validation accuracy in its last ``patience`` epochs."""
     capped_runs = [r for r in results
                    if cfg.patience and r.epochs_trained >= cfg.epochs and r.best_epoch > cfg.epochs - cfg.patience]
     if not cfg.patience:
