@@ -246,10 +246,9 @@ def results_frame(results: list[DetectionResult]) -> pd.DataFrame:
 def classifiers_converged(results: list[DetectionResult], cfg) -> bool | str:
     """True when every cell's validation accuracy stopped improving: it stopped early (patience), or it
     reached the epoch cap with no better validation accuracy in its last ``patience`` epochs."""
-    capped_runs = [r for r in results
-                   if cfg.patience and r.epochs_trained >= cfg.epochs and r.best_epoch > cfg.epochs - cfg.patience]
     if not cfg.patience:
         return "the classifiers trained a fixed number of epochs, not until convergence"
+    capped_runs = [r for r in results if r.epochs_trained >= cfg.epochs and r.best_epoch > cfg.epochs - cfg.patience]
     if capped_runs:
         return (f"{len(capped_runs)} of {len(results)} classifiers still improved at the {cfg.epochs}-epoch cap")
     return True

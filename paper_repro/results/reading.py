@@ -214,10 +214,9 @@ def best_of(table: str, claim: str, candidate: str, rows: Mapping[str, Spread], 
         se = math.sqrt(a.sd ** 2 / a.n + b.sd ** 2 / b.n) or 1e-12
         return (1 if higher_is_better else -1) * (a.mean - b.mean) / se
 
-    closest = min(others, key=margin)
-    worst = pairwise[closest]
+    rival = pairwise[min(others, key=margin)]
     answer = "; ".join(f"{name} {s}{unit}" for name, s in rows.items())
-    return Verdict(table, claim, answer, worst.verdict, f"nearest rival: {worst.deciding}")
+    return Verdict(table, claim, answer, rival.verdict, f"nearest rival: {rival.deciding}")
 
 
 def ordering(table: str, claim: str, paper: Mapping[str, float], run: Mapping[str, Spread],
