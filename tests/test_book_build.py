@@ -134,6 +134,33 @@ def test_critical_paths_add_the_longest_chain_waiting_on_a_chapter():
                                               "closing": 5}
 
 
+def test_simulated_finish_waits_for_what_a_chapter_reads():
+    from paper_repro.book.build import simulated_finish
+
+    seconds = {"first": 3, "second": 1, "other": 1}
+    needs = {"first": [], "second": ["first"], "other": []}
+    # two slots: first | other, then second waits for first (3 s) and runs 1 s
+    assert simulated_finish(["first", "second", "other"], seconds, needs, 2) == 4
+    assert simulated_finish(["first", "second", "other"], seconds, needs, 1) == 5
+
+
+def test_planned_order_beats_longest_first_where_it_leaves_a_core_idle():
+    from paper_repro.book.build import critical_paths, planned_order, simulated_finish
+
+    # longest first puts 3 | 3, then 2 | 2, then the last 2 alone: 7; 3 + 3 | 2 + 2 + 2 is 6
+    seconds = {"a": 3, "b": 3, "c": 2, "d": 2, "e": 2}
+    needs = {name: [] for name in seconds}
+    longest_first = sorted(seconds, key=lambda c: -critical_paths(seconds, needs)[c])
+    assert simulated_finish(longest_first, seconds, needs, 2) == 7
+    order = planned_order(seconds, needs, 2, list(seconds))
+    assert sorted(order) == sorted(seconds) and simulated_finish(order, seconds, needs, 2) == 6
+    # with one slot every order takes the sum; the critical-path order is kept
+    assert planned_order(seconds, needs, 1, list(seconds)) == longest_first
+    # a chapter never runs before what it reads, whatever the order says
+    needs = {**needs, "a": ["e"]}
+    assert simulated_finish(["a", "b", "c", "d", "e"], seconds, needs, 2) >= seconds["e"] + seconds["a"]
+
+
 def test_the_chapter_heading_the_longest_chain_starts_first_and_times_are_kept(tmp_path, monkeypatch):
     import json
 
