@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader, Dataset
 from paper_repro.errors import UserError
 from paper_repro.runs.checkpoints import load_weights, save_checkpoint
 from paper_repro.runs.devices import Distributed, resolve_device, seed_everything
-from paper_repro.runs.loop import TrainState, fit
+from paper_repro.runs.loop import TrainState, fit, sgd
 from paper_repro.weights import load_state, torchvision_state_dict
 
 BACKBONES = ("resnet34", "densenet121")
@@ -201,7 +201,7 @@ def train_classifier(cfg, backbone: str, augmentation: str, train_set: Dataset, 
     device = resolve_device(device)
     seed_everything(seed)
     model = DefectClassifier(backbone, 6, weights, source_head, cfg.grl_coefficient).to(device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum)
+    optimizer = sgd(model.parameters(), cfg.lr, device, momentum=cfg.momentum)
     progress_state = {"best": {"epoch": 0, "val": -1.0}, "trained": 0}
     patience = getattr(cfg, "patience", 0)
 

@@ -77,6 +77,13 @@ def adam(params, lr: float, device: torch.device | str, betas: tuple[float, floa
     return torch.optim.Adam(params, lr=lr, betas=tuple(betas), fused=fused or None)
 
 
+def sgd(params, lr: float, device: torch.device | str, momentum: float = 0.0, fused: bool = True) -> torch.optim.SGD:
+    """SGD; ``fused`` (CPU and CUDA) runs PyTorch's one-kernel implementation of the same update
+    (~4 % of a demo Table 3 step on one CPU thread: benchmarks/bench_classifier.py)."""
+    fused = fused and torch.device(device).type in ("cpu", "cuda")
+    return torch.optim.SGD(params, lr=lr, momentum=momentum, fused=fused or None)
+
+
 def fast_layout(module: nn.Module) -> nn.Module:
     """The module in channels-last memory order, the layout oneDNN (CPU) and cuDNN (CUDA) convolve
     fastest; activations follow the weights, checkpoints are unaffected (saved contiguous)."""
@@ -223,5 +230,5 @@ def fit(run_dir: str | Path, state: TrainState, step: Callable[[int], Mapping[st
     return run_dir
 
 
-__all__ = ["TrainState", "adam", "fast_layout", "is_finished", "human_bytes", "disk_plan", "RunLogger",
+__all__ = ["TrainState", "adam", "sgd", "fast_layout", "is_finished", "human_bytes", "disk_plan", "RunLogger",
            "check_same_configuration", "fit"]
