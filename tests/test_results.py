@@ -113,9 +113,15 @@ def test_best_of_is_decided_by_the_nearest_rival():
 
     rows = {"DADNet": Spread.of([97, 98, 99]), "PaDiM": Spread.of([96, 97, 98]), "RD": Spread.of([70, 71, 72])}
     verdict = best_of("Table 1", "DADNet has the best image AUROC", "DADNet", rows, higher_is_better=True)
-    assert verdict.verdict == "does not hold" and "nearest rival: DADNet is 1 higher than PaDiM" in verdict.deciding
+    assert verdict.verdict == "does not hold"
+    assert "closest call (fewest standard errors): DADNet is 1 higher than PaDiM" in verdict.deciding
     rows["PaDiM"] = Spread.of([80, 81, 82])
     assert best_of("Table 1", "c", "DADNet", rows, higher_is_better=True).verdict == "holds"
+    # a wide-spread row far behind in mean can be the closer call than a tight row nearer in mean
+    rows = {"DADNet": Spread.of([96.0, 96.3, 96.6]), "PaDiM": Spread.of([89.5, 90.0, 90.4]),
+            "STFPM": Spread.of([64.0, 67.0, 70.0])}
+    deciding = best_of("Table 1", "c", "DADNet", rows, higher_is_better=True).deciding
+    assert "than STFPM" in deciding, deciding
 
 
 def test_a_difference_is_worded_by_its_direction_not_by_a_sign():

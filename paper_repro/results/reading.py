@@ -201,7 +201,8 @@ def best_of(table: str, claim: str, candidate: str, rows: Mapping[str, Spread], 
             converged: bool | str = True, unit: str = "") -> Verdict:
     """Is ``candidate`` better than every other row of ``rows`` beyond seed noise?
 
-    Decided by the nearest rival: the row it beats by the fewest standard errors of the difference.
+    Decided by the closest call: the row it beats by the fewest standard errors of the difference
+    (with unequal spreads, not always the row nearest in mean), which the deciding number names.
     """
     others = {name: s for name, s in rows.items() if name != candidate}
     if candidate not in rows or not others:
@@ -216,7 +217,7 @@ def best_of(table: str, claim: str, candidate: str, rows: Mapping[str, Spread], 
 
     rival = pairwise[min(others, key=margin)]
     answer = "; ".join(f"{name} {s}{unit}" for name, s in rows.items())
-    return Verdict(table, claim, answer, rival.verdict, f"nearest rival: {rival.deciding}")
+    return Verdict(table, claim, answer, rival.verdict, f"closest call (fewest standard errors): {rival.deciding}")
 
 
 def ordering(table: str, claim: str, paper: Mapping[str, float], run: Mapping[str, Spread],
