@@ -14,7 +14,7 @@ A chapter that reads what another trains (a table reading the training chapter's
 its notebook metadata, ``{"paper_repro": {"after": ["dadnet/training_evaluation"]}}``, and is started
 only when that chapter has finished. A freed kernel slot takes the first ready chapter of a planned
 order: the chapters by the longest chain of work each heads (critical-path list scheduling), then
-improved by moving one chapter at a time while a simulation of the build on ``--jobs`` slots finishes
+improved by moving or swapping chapters while a simulation of the build on ``--jobs`` slots finishes
 sooner: with chapters of very unequal length, the critical-path order alone can leave one core idle
 for minutes at the end (simulated with the times the 5223407 build measured: 3,714 s, as that build
 took; planned: 3,571 s). The log prints the expected time of the planned order. A chapter's expected time is what it took in
