@@ -193,7 +193,7 @@ def planned_order(seconds: dict[str, float], needs: dict[str, list[str]], jobs: 
     starts = [sorted(seconds, key=lambda c: (-priority[c], reading[c])),
               sorted(seconds, key=lambda c: (-seconds[c], reading[c])),
               sorted(seconds, key=reading.__getitem__)]
-    best_order, best = starts[0], simulated_finish(starts[0], seconds, needs, jobs)
+    best_order, best = starts[0], float("inf")
     for order in starts:
         finish = simulated_finish(order, seconds, needs, jobs)
         improved = True

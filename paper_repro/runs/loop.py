@@ -70,18 +70,21 @@ class TrainState:
         return tensors
 
 
+def _fused(fused: bool, device: torch.device | str) -> bool | None:
+    """``fused=`` for a PyTorch optimizer: its one-kernel update exists on CPU and CUDA only."""
+    return (fused and torch.device(device).type in ("cpu", "cuda")) or None
+
+
 def adam(params, lr: float, device: torch.device | str, betas: tuple[float, float] = (0.9, 0.999),
          fused: bool = True) -> torch.optim.Adam:
     """Adam; ``fused`` (CPU and CUDA) runs PyTorch's one-kernel implementation of the same update."""
-    fused = fused and torch.device(device).type in ("cpu", "cuda")
-    return torch.optim.Adam(params, lr=lr, betas=tuple(betas), fused=fused or None)
+    return torch.optim.Adam(params, lr=lr, betas=tuple(betas), fused=_fused(fused, device))
 
 
 def sgd(params, lr: float, device: torch.device | str, momentum: float = 0.0, fused: bool = True) -> torch.optim.SGD:
     """SGD; ``fused`` (CPU and CUDA) runs PyTorch's one-kernel implementation of the same update
     (~4 % of a demo Table 3 step on one CPU thread: benchmarks/bench_classifier.py)."""
-    fused = fused and torch.device(device).type in ("cpu", "cuda")
-    return torch.optim.SGD(params, lr=lr, momentum=momentum, fused=fused or None)
+    return torch.optim.SGD(params, lr=lr, momentum=momentum, fused=_fused(fused, device))
 
 
 def fast_layout(module: nn.Module) -> nn.Module:
