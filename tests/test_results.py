@@ -1,3 +1,5 @@
+import math
+
 import pandas as pd
 import pytest
 
@@ -79,17 +81,87 @@ def test_spread_is_the_mean_and_sample_standard_deviation():
 
 @pytest.mark.parametrize("better, worse, expected, how", [
     ([60.0, 61.0, 62.0], [70.0, 71.0, 72.0], "holds", ""),                 # 10 lower, SE 0.82
-    ([60.0, 70.0, 80.0], [65.0, 75.0, 85.0], "does not hold", "within seed noise"),
-    ([80.0, 81.0, 82.0], [60.0, 61.0, 62.0], "does not hold", "reversed"),
+    ([60.0, 70.0, 80.0], [65.0, 75.0, 85.0], "not shown at this power", "contains 0"),
+    ([80.0, 81.0, 82.0], [60.0, 61.0, 62.0], "contradicted", "reversed"),
 ])
-def test_an_improvement_is_decided_against_the_spread_of_its_difference(better, worse, expected, how):
+def test_an_improvement_is_decided_by_the_welch_interval_of_its_difference(better, worse, expected, how):
     from paper_repro.results.reading import Spread, improvement
 
     verdict = improvement("Table 1", "Defect-GAN has a lower FID than StarGAN", ("Defect-GAN", Spread.of(better)),
                           ("StarGAN", Spread.of(worse)), higher_is_better=False)
     assert verdict.verdict == expected
-    assert how in verdict.deciding and "standard errors" in verdict.deciding
+    assert how in verdict.deciding and "95 % interval" in verdict.deciding and "Welch, df 4.0" in verdict.deciding
     assert "Defect-GAN" in verdict.answer and "StarGAN" in verdict.answer
+    assert 0 <= verdict.p <= 1
+
+
+def test_not_shown_says_how_many_seeds_would_detect_the_papers_effect():
+    from paper_repro.results.reading import NOT_SHOWN, Effect, Spread, improvement
+
+    verdict = improvement("Table 4", "SDGM beats DGM", ("SDGM", Spread.of([90.0, 94.0, 92.0])),
+                          ("DGM", Spread.of([91.0, 89.0, 93.0])), True, unit=" pts",
+                          paper_effect=Effect.points(92.0, 90.0, True))
+    assert verdict.verdict == NOT_SHOWN
+    # d = 2 / 2 = 1: Cohen's table gives 17 a side for d = 1.0 at 80 % power, two-sided 0.05
+    assert "17 seeds a side would detect the paper's +2 pts" in verdict.deciding
+
+
+def test_an_interval_below_the_papers_own_effect_contradicts_it():
+    from paper_repro.results.reading import CONTRADICTED, NOT_SHOWN, Effect, Spread, improvement
+
+    a, b = Spread.of([90.0, 90.5, 91.0]), Spread.of([90.2, 90.4, 90.6])
+    points = improvement("T", "c", ("a", a), ("b", b), True, unit=" pts", paper_effect=Effect.points(97.0, 78.0, True))
+    assert points.verdict == CONTRADICTED and "excludes the paper's +19 pts" in points.deciding
+    # a relative effect (FID on another feature space) plans seeds but contradicts nothing
+    fid = Effect.relative(65.6, 103.0, ours_worse=90.4, higher_is_better=False)
+    assert not fid.comparable and fid.size == pytest.approx(37.4 / 103.0 * 90.4)
+    assert improvement("T", "c", ("a", a), ("b", b), True, paper_effect=fid).verdict == NOT_SHOWN
+
+
+def test_a_constant_floor_is_compared_on_two_degrees_of_freedom():
+    from paper_repro.results.reading import HOLDS, NOT_SHOWN, Spread, improvement
+
+    # +7.8 over the floor with sd 8.8 (issue 26's Table 3 case): t = 1.54 on 2 df, far from the 4.30 cut
+    none = Spread.of([41.1 - 8.8, 41.1, 41.1 + 8.8])
+    floor = Spread.of([33.3] * 3)
+    verdict = improvement("Table 3", "c", ("None", none), ("trivial", floor), True, worse_is_constant=True)
+    assert verdict.verdict == NOT_SHOWN and "df 2.0" in verdict.deciding
+    tight = Spread.of([41.0, 41.5, 42.0])
+    assert improvement("Table 3", "c", ("None", tight), ("trivial", floor), True, worse_is_constant=True).verdict == HOLDS
+
+
+def test_a_verdict_near_its_line_says_a_rebuild_may_decide_otherwise():
+    from paper_repro.results.reading import Spread, improvement
+    from paper_repro.results.statistics import welch
+
+    a, b = [10.0, 11.0, 12.0], [0.0, 1.0, 2.0]
+    shift = welch(a, b).low                # move a so that the interval's lower bound sits just above 0
+    near = improvement("T", "c", ("a", Spread.of([v - shift + 1e-3 for v in a])), ("b", Spread.of(b)), True)
+    assert near.near_line and "a rebuild may decide otherwise" in near.deciding
+    assert not improvement("T", "c", ("a", Spread.of(a)), ("b", Spread.of(b)), True).near_line
+
+
+def test_holds_is_rare_when_there_is_no_effect_and_common_when_it_is_large():
+    """Two groups of 3 seeds, 2,000 simulated draws: with no true difference the interval rule says
+    "holds" at most 2.5 % of the time (5 % plus 3 Monte Carlo SE allowed); with a true difference of
+    4 standard deviations it says "holds" at least 80 % of the time."""
+    import numpy as np
+
+    from paper_repro.results.reading import HOLDS, Spread, improvement
+
+    rng = np.random.default_rng(26)
+    draws = 2000
+
+    def rate(effect: float) -> float:
+        hits = 0
+        for _ in range(draws):
+            a, b = rng.normal(effect, 1.0, 3), rng.normal(0.0, 1.0, 3)
+            hits += improvement("T", "c", ("a", Spread.of(a)), ("b", Spread.of(b)), True).verdict == HOLDS
+        return hits / draws
+
+    null = rate(0.0)
+    assert null <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / draws), null
+    assert rate(4.0) >= 0.80
 
 
 def test_a_run_that_has_not_converged_is_undecided_whatever_the_numbers():
@@ -108,66 +180,84 @@ def test_one_seed_has_no_spread_and_gets_no_verdict():
         improvement("T", "c", ("a", Spread.of([1.0])), ("b", Spread.of([2.0, 3.0])), higher_is_better=True)
 
 
-def test_best_of_is_decided_by_the_nearest_rival():
-    from paper_repro.results.reading import Spread, best_of
+def test_best_of_is_decided_by_the_closest_call():
+    from paper_repro.results.reading import CONTRADICTED, HOLDS, NOT_SHOWN, Spread, best_of
 
     rows = {"DADNet": Spread.of([97, 98, 99]), "PaDiM": Spread.of([96, 97, 98]), "RD": Spread.of([70, 71, 72])}
     verdict = best_of("Table 1", "DADNet has the best image AUROC", "DADNet", rows, higher_is_better=True)
-    assert verdict.verdict == "does not hold"
-    assert "closest call (fewest standard errors): DADNet is 1 higher than PaDiM" in verdict.deciding
+    assert verdict.verdict == NOT_SHOWN
+    assert "closest call (largest p): DADNet − PaDiM = +1" in verdict.deciding
     rows["PaDiM"] = Spread.of([80, 81, 82])
-    assert best_of("Table 1", "c", "DADNet", rows, higher_is_better=True).verdict == "holds"
+    assert best_of("Table 1", "c", "DADNet", rows, higher_is_better=True).verdict == HOLDS
     # a wide-spread row far behind in mean can be the closer call than a tight row nearer in mean
     rows = {"DADNet": Spread.of([96.0, 96.3, 96.6]), "PaDiM": Spread.of([89.5, 90.0, 90.4]),
             "STFPM": Spread.of([64.0, 67.0, 70.0])}
     deciding = best_of("Table 1", "c", "DADNet", rows, higher_is_better=True).deciding
-    assert "than STFPM" in deciding, deciding
+    assert "DADNet − STFPM" in deciding, deciding
+    # a rival clearly ahead contradicts "the best"
+    rows["PaDiM"] = Spread.of([99.0, 99.2, 99.4])
+    ahead = best_of("Table 1", "c", "DADNet", rows, higher_is_better=True)
+    assert ahead.verdict == CONTRADICTED and "a rival ahead: DADNet − PaDiM" in ahead.deciding
 
 
-def test_a_difference_is_worded_by_its_direction_not_by_a_sign():
+def test_a_difference_is_stated_with_its_sign_and_interval():
     from paper_repro.results.reading import Spread, improvement
 
     behind = improvement("Table 4", "c", ("DADNet", Spread.of([93, 93.5, 94])), ("DRAM", Spread.of([94, 94.5, 95])),
                          higher_is_better=True)
-    assert "DADNet is 1 lower than DRAM" in behind.deciding and behind.verdict == "does not hold"
+    assert "DADNet − DRAM = -1, 95 % interval [-2.13, +0.133]" in behind.deciding
+    assert behind.verdict == "not shown at this power"   # 2.78 SE on 4 df, where a 2-SE rule said "reversed"
     fid = improvement("Table 2", "c", ("LWC", Spread.of([70, 71, 72])), ("SCC", Spread.of([100, 101, 102])),
                       higher_is_better=False)
-    assert "LWC is 30 lower than SCC" in fid.deciding and fid.verdict == "holds"
+    assert "LWC − SCC = -30" in fid.deciding and fid.verdict == "holds"
 
 
-def test_an_ordering_holds_only_with_a_significant_kendall_tau():
-    from paper_repro.results.reading import Spread, ordering
+def test_an_ordering_is_decided_by_its_exact_permutation_p():
+    from paper_repro.results.reading import CONTRADICTED, HOLDS, NOT_SHOWN, NOT_TESTABLE, Spread, ordering
 
     paper = {"a": 295.1, "b": 103.0, "c": 99.7, "d": 76.8, "e": 69.5, "f": 65.6}
     same = {k: Spread.of([v, v + 1]) for k, v in paper.items()}
     verdict = ordering("Table 2", "each component lowers FID", paper, same, lower_is_better=True)
-    assert verdict.verdict == "holds" and "tau +1.00" in verdict.deciding
+    assert verdict.verdict == HOLDS and "tau-b +1.00" in verdict.deciding and verdict.p == pytest.approx(1 / 720)
     assert verdict.answer.startswith("this run f < e < d < c < b < a")
     shuffled = dict(zip(paper, [Spread.of([v, v]) for v in (70.0, 90.0, 60.0, 100.0, 80.0, 65.0)]))
-    assert ordering("Table 2", "c", paper, shuffled, lower_is_better=True).verdict == "does not hold"
+    assert ordering("Table 2", "c", paper, shuffled, lower_is_better=True).verdict == NOT_SHOWN
+    backwards = {k: Spread.of([-v, -v]) for k, v in paper.items()}
+    assert ordering("Table 2", "c", paper, backwards, lower_is_better=True).verdict == CONTRADICTED
+    three = {k: paper[k] for k in "abc"}
+    small = ordering("Table 1", "c", three, same, lower_is_better=True)
+    assert small.verdict == NOT_TESTABLE and "not testable with 3 rows" in small.deciding
 
 
-def test_a_verdict_frame_has_one_row_per_claim():
-    from paper_repro.results.reading import Verdict, verdict_frame
+def test_a_verdict_frame_has_one_row_per_claim_and_holm_corrects_the_family():
+    from paper_repro.results.reading import Verdict, verdict_frame, with_holm
 
-    frame = verdict_frame([Verdict("Table 1", "c", "a", "holds", "d"), Verdict("Table 2", "c", "a", "does not hold", "d")])
-    assert list(frame.columns) == ["table", "claim", "this run", "verdict", "deciding number"]
+    frame = verdict_frame([Verdict("Table 1", "c", "a", "holds", "d", 0.01),
+                           Verdict("Table 2", "c", "a", "holds", "d", 0.04),
+                           Verdict("Table 3", "c", "a", "not shown at this power", "d", 0.5)])
+    assert list(frame.columns) == ["table", "claim", "this run", "verdict", "deciding number", "p", "near the line"]
+    corrected = with_holm(frame)
+    assert corrected["Holm p"].tolist() == pytest.approx([0.03, 0.08, 0.5])
+    assert corrected["holds after Holm"].tolist() == [True, False, False]
     with pytest.raises(ValueError, match="verdict"):
         Verdict("T", "c", "a", "probably", "d")
 
 
-def test_plateaued_names_the_run_still_falling_beyond_its_noise():
+def test_plateaued_names_the_run_still_improving_beyond_its_noise():
     from paper_repro.results.reading import plateaued
 
     flat = [1.0] * 10 + [0.5] * 20
     assert plateaued({"a": flat, "b": flat}, "L") is True
     falling = [1.0 - 0.03 * i for i in range(30)]
     reason = plateaued({"a": flat, "b": falling}, "L")
-    assert isinstance(reason, str) and "b" in reason and "still fell" in reason
-    # a flat curve that jitters by +-20 % epoch to epoch: a 10 % lower mean over the last tenth is noise
+    assert isinstance(reason, str) and "b" in reason and "still fell" in reason and "Newey-West" in reason
+    # a flat curve that jitters by +-20 % epoch to epoch is not still falling
     jitter = [1.0, 1.2, 0.8, 1.1, 0.9] * 8 + [0.9, 1.1, 0.7, 1.0, 0.8]
-    assert plateaued({"a": jitter}, "L", fraction=0.1) is True
+    assert plateaued({"a": jitter}, "L") is True
     assert "too few" in plateaued({"a": [1.0]}, "L")
+    # a metric where higher is better (AUROC at the milestones) still rising
+    rising = [80.0, 84.0, 87.0, 89.0, 91.0, 92.5]
+    assert "still rose" in plateaued({"DADNet seed 42": rising}, "image AUROC", fraction=1.0, lower_is_better=False)
 
 
 def _ablation_frame(gains: dict[str, float], noise: float = 0.5):
@@ -186,7 +276,7 @@ def _ablation_frame(gains: dict[str, float], noise: float = 0.5):
 
 def test_table4_verdicts_follow_the_measured_differences():
     from paper_repro.experiments.dadnet_table4 import verdicts
-    from paper_repro.results.reading import DOES_NOT_HOLD, HOLDS, UNDECIDED
+    from paper_repro.results.reading import CONTRADICTED, HOLDS, UNDECIDED
 
     paper_like = _ablation_frame({"Baseline+DGM": 0, "Baseline+SDGM": 10, "Baseline+DGM+DRAM": 9, "DADNet": 15})
     found = verdicts(paper_like)
@@ -194,8 +284,8 @@ def test_table4_verdicts_follow_the_measured_differences():
     assert "97.2 vs 78.0" in found[0].claim            # the paper's numbers, read from its table
     reversed_sdgm = _ablation_frame({"Baseline+DGM": 10, "Baseline+SDGM": 0, "Baseline+DGM+DRAM": 12, "DADNet": 11})
     found = verdicts(reversed_sdgm)
-    assert found[0].verdict == DOES_NOT_HOLD and "reversed" in found[0].deciding
-    assert found[2].verdict == DOES_NOT_HOLD            # DADNet is not above Baseline+DGM+DRAM
+    assert found[0].verdict == CONTRADICTED and "reversed" in found[0].deciding
+    assert found[2].verdict == CONTRADICTED            # DADNet is behind Baseline+DGM+DRAM
     assert {v.verdict for v in verdicts(paper_like, converged="L_Focal still fell")} == {UNDECIDED}
 
 
@@ -241,11 +331,11 @@ def test_results_view_keeps_the_row_labels_of_a_pivoted_table():
 
 
 def test_verdicts_are_shaded_by_kind():
-    from paper_repro.results.reading import (DOES_NOT_HOLD, HOLDS, VERDICT_COLOURS, Spread, improvement,
+    from paper_repro.results.reading import (CONTRADICTED, HOLDS, VERDICT_COLOURS, Spread, improvement,
                                              verdict_frame, verdicts_view)
 
     found = [improvement("T", "a beats b", ("a", Spread.of([3.0, 3.1, 2.9])), ("b", Spread.of([1.0, 1.1, 0.9])), True),
              improvement("T", "b beats a", ("b", Spread.of([1.0, 1.1, 0.9])), ("a", Spread.of([3.0, 3.1, 2.9])), True)]
     html = verdicts_view(verdict_frame(found)).to_html()
-    assert [v.verdict for v in found] == [HOLDS, DOES_NOT_HOLD]
-    assert VERDICT_COLOURS[HOLDS] in html and VERDICT_COLOURS[DOES_NOT_HOLD] in html
+    assert [v.verdict for v in found] == [HOLDS, CONTRADICTED]
+    assert VERDICT_COLOURS[HOLDS] in html and VERDICT_COLOURS[CONTRADICTED] in html

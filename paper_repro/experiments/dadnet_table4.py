@@ -9,7 +9,7 @@ from paper_repro.data.roots import DataSource
 from paper_repro.evaluation.scoring import METRICS
 from paper_repro.experiments.detectors import (dadnet_loss_curves, dadnet_predictions, default_runs, mean_over_runs,
                                                per_run_average, scored_row)
-from paper_repro.results.reading import Verdict, best_of, improvement, plateaued
+from paper_repro.results.reading import Effect, Verdict, best_of, improvement, plateaued
 from paper_repro.results.papers import paper_table
 from paper_repro.results.tables import side_by_side
 
@@ -59,7 +59,8 @@ def verdicts(frame: pd.DataFrame, converged: bool | str = True) -> list[Verdict]
     def claim(better: str, worse: str, what: str) -> Verdict:
         said = (f"{what} ({better} over {worse}: image AUROC {paper.loc[better, 'image_auroc']:.1f} vs "
                 f"{paper.loc[worse, 'image_auroc']:.1f})")
-        return improvement(t, said, (better, image[better]), (worse, image[worse]), True, converged, " pts")
+        effect = Effect.points(paper.loc[better, "image_auroc"], paper.loc[worse, "image_auroc"], True)
+        return improvement(t, said, (better, image[better]), (worse, image[worse]), True, converged, " pts", effect)
 
     out = [claim("Baseline+SDGM", "Baseline+DGM", "SDGM's pseudo-anomalies beat DGM's"),
            claim("Baseline+DGM+DRAM", "Baseline+DGM", "DRAM improves the baseline")]
@@ -67,7 +68,8 @@ def verdicts(frame: pd.DataFrame, converged: bool | str = True) -> list[Verdict]
         title = metric.replace("_", " ").replace("auroc", "AUROC").replace("f1", "F1")
         out.append(best_of(t, f"DADNet (SDGM + DRAM) is the best of the four rows on {title} "
                            f"({paper.loc['DADNet', metric]:.1f} in the paper)", "DADNet",
-                           per_run_average(frame, metric, by="experiment"), True, converged, " pts"))
+                           per_run_average(frame, metric, by="experiment"), True, converged, " pts",
+                           paper=paper[metric].to_dict()))
     return out
 
 

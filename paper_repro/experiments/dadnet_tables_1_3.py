@@ -101,7 +101,7 @@ def verdicts(frame: pd.DataFrame, converged: bool | str = True, baselines_note: 
         title = metric.replace("_", " ").replace("auroc", "AUROC").replace("f1", "F1")
         out.append(best_of(table, f"DADNet has the best average {title} of the five methods ({paper['DADNet']:.1f}; "
                            f"next best {paper.drop('DADNet').max():.1f}){baselines_note}", "DADNet", run, True,
-                           converged, " pts"))
+                           converged, " pts", paper=paper.to_dict()))
         if len([m for m in paper.index if m in run]) >= 3:
             out.append(ordering(table, f"the five methods rank as in the paper on average {title}",
                                 paper.to_dict(), run, lower_is_better=False, converged=converged))

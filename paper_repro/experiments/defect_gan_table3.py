@@ -32,7 +32,7 @@ from paper_repro.experiments.synthesizers import (ABLATION_ROWS, converged, flag
                                                   recorded_fid_curve, sample_defaced, sample_restored,
                                                   table_config, train_variant)
 from paper_repro.results.papers import paper_table
-from paper_repro.results.reading import Spread, Verdict, improvement, spreads
+from paper_repro.results.reading import Effect, Spread, Verdict, improvement, spreads
 from paper_repro.runs.folders import cached_run_dir
 from paper_repro.runs.progress import tqdm
 
@@ -275,13 +275,14 @@ def verdicts(frame: pd.DataFrame, trivial: float, classifiers_ready: bool | str,
         floor = Spread.of([trivial] * n)   # deterministic: the same number for every seed
         out.append(improvement(t, f"{network} trained on real crops beats always predicting the most frequent "
                                "label set", (NO_AUGMENTATION, acc[NO_AUGMENTATION]), (TRIVIAL, floor), True,
-                               classifiers_ready, " pts"))
+                               classifiers_ready, " pts", worse_is_constant=True))
         ready = synthesizers_ready if synthesizers_ready is not True else classifiers_ready
         for better, worse in (("Defect-GAN", NO_AUGMENTATION), ("Defect-GAN", "StarGAN + SPADE")):
             if better in acc and worse in acc:
                 said = (f"{network}: {better}'s samples beat {worse} ({paper[(network, better)]:.1f} vs "
                         f"{paper[(network, worse)]:.1f} in the paper)")
-                out.append(improvement(t, said, (better, acc[better]), (worse, acc[worse]), True, ready, " pts"))
+                effect = Effect.points(paper[(network, better)], paper[(network, worse)], True)
+                out.append(improvement(t, said, (better, acc[better]), (worse, acc[worse]), True, ready, " pts", effect))
     return out
 
 

@@ -1,17 +1,22 @@
 """An honest, automatic reading of a results table: the paper's claim, this run's answer, a verdict.
 
 A results table ends with the claim the paper makes from it (Defect-GAN has the lowest FID; DADNet
-has the best average AUROC), this run's answer in numbers, and one of three verdicts:
+has the best average AUROC), this run's answer in numbers, and one of these verdicts, each with the
+number that decides it (:mod:`paper_repro.results.statistics` computes them):
 
-- **holds**: this run agrees, and by more than seed noise (the difference of means exceeds
-  :data:`Z` standard errors of that difference, or an ordering's Kendall tau is significant);
-- **does not hold**: the run has converged and the claimed difference is absent, within seed noise or
-  reversed;
-- **undecided at this budget**: the run has *not* converged (a learning curve still falling), so the
-  budget, not the method, would decide. A chapter says so, with the number that shows it.
+- **holds**: the 95 % Welch t interval of the difference excludes 0 on the claimed side (an ordering:
+  Kendall's tau is positive with an exact permutation p below 0.05);
+- **contradicted**: the interval excludes 0 on the other side, or excludes the paper's own effect
+  where that effect is in this run's units (an ordering: tau significantly negative);
+- **not shown at this power**: the interval contains 0; the verdict gives the interval and how many
+  seeds a side would detect the paper's effect with 80 % power. The run neither shows nor refutes it;
+- **undecided at this budget**: a model has not converged (its curve still improves), so the budget,
+  not the method, would decide. The verdict names the curve;
+- **not testable**: an ordering of so few rows that even a perfect agreement cannot reach p < 0.05.
 
 With tiny budgets and another FID feature space the values cannot match the paper's; differences and
-orderings are what may agree. Every verdict names the number that decides it.
+orderings are what may agree. A verdict whose deciding bound lies within :data:`NEAR_LINE` standard
+errors of its line says so: a rebuild on another machine could decide it the other way.
 """
 from __future__ import annotations
 
@@ -20,15 +25,18 @@ from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
 
 import pandas as pd
+from scipy import stats
 from scipy.stats import kendalltau
 
 from paper_repro.config import cache_dir
+from paper_repro.results.statistics import ALPHA, POWER, holm, kendall_exact, seeds_for_power, trend, welch
 from paper_repro.results.tables import results_view, save_table
 
-HOLDS, DOES_NOT_HOLD, UNDECIDED = "holds", "does not hold", "undecided at this budget"
-VERDICTS = (HOLDS, DOES_NOT_HOLD, UNDECIDED)
-Z = 2.0  # a difference "beyond seed noise" exceeds Z standard errors (about 95 % two-sided)
-TAU_ALPHA = 0.05  # an ordering "agrees" when Kendall's tau is positive with one-sided p below this
+HOLDS, CONTRADICTED, NOT_SHOWN = "holds", "contradicted", "not shown at this power"
+UNDECIDED, NOT_TESTABLE = "undecided at this budget", "not testable"
+VERDICTS = (HOLDS, CONTRADICTED, NOT_SHOWN, UNDECIDED, NOT_TESTABLE)
+NEAR_LINE = 0.05  # a deciding bound this close to its line (in standard errors) is "near the line"
+TAU_ALPHA = ALPHA  # an ordering "agrees" when Kendall's tau is positive with exact one-sided p below this
 
 
 @dataclass(frozen=True)
@@ -70,13 +78,16 @@ def spreads(frame: pd.DataFrame, by: str | list[str], value: str) -> dict:
 
 @dataclass(frozen=True)
 class Verdict:
-    """The paper's claim, this run's answer, the verdict and the number that decides it."""
+    """The paper's claim, this run's answer, the verdict, the number that decides it and, where a test
+    decides it, the p-value compared with :data:`ALPHA` (for Holm's correction over all claims)."""
 
     table: str
     claim: str
     answer: str
     verdict: str
     deciding: str
+    p: float | None = None
+    near_line: bool = False
 
     def __post_init__(self):
         if self.verdict not in VERDICTS:
@@ -86,17 +97,19 @@ class Verdict:
         return (f"{self.table}: the paper claims {self.claim}.\n  this run: {self.answer}\n"
                 f"  verdict: {self.verdict.upper()} ({self.deciding})")
 
-    def row(self) -> dict[str, str]:
+    def row(self) -> dict:
         return {"table": self.table, "claim": self.claim, "this run": self.answer, "verdict": self.verdict,
-                "deciding number": self.deciding}
+                "deciding number": self.deciding, "p": self.p, "near the line": self.near_line}
 
 
 def verdict_frame(verdicts: Sequence[Verdict]) -> pd.DataFrame:
     """The verdicts as a table, one row each."""
-    return pd.DataFrame([v.row() for v in verdicts])
+    columns = ["table", "claim", "this run", "verdict", "deciding number", "p", "near the line"]
+    return pd.DataFrame([v.row() for v in verdicts], columns=columns)
 
 
-VERDICT_COLOURS = {HOLDS: "#d8f0d8", DOES_NOT_HOLD: "#f8dada", UNDECIDED: "#ececec"}  # light backgrounds
+VERDICT_COLOURS = {HOLDS: "#d8f0d8", CONTRADICTED: "#f8dada", NOT_SHOWN: "#f4ecd0", UNDECIDED: "#ececec",
+                   NOT_TESTABLE: "#e4e8f4"}  # light backgrounds
 
 
 def verdicts_view(frame: pd.DataFrame, caption: str | None = None):
@@ -125,11 +138,17 @@ def record_verdicts(verdicts: Sequence[Verdict], name: str, scale: str, results_
 
 def recorded_verdicts(scale: str, names: Sequence[str]) -> pd.DataFrame:
     """The verdicts the results chapters recorded at ``scale`` (:func:`record_verdicts`), in the order of
-    ``names``; a table with none recorded yet is left out."""
+    ``names``, with a ``paper`` column from each name's prefix; a table with none recorded is left out."""
     folder = cache_dir() / VERDICTS_FOLDER / scale
-    frames = [pd.read_csv(folder / f"{name}.csv") for name in names if (folder / f"{name}.csv").is_file()]
-    columns = ["table", "claim", "this run", "verdict", "deciding number"]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    papers = {"defect_gan": "Defect-GAN", "dadnet": "DADNet"}
+    frames = []
+    for name in names:
+        if (folder / f"{name}.csv").is_file():
+            frame = pd.read_csv(folder / f"{name}.csv")
+            paper = next((title for prefix, title in papers.items() if name.startswith(prefix)), "")
+            frames.append(frame.assign(paper=paper))
+    columns = ["paper", "table", "claim", "this run", "verdict", "deciding number", "p", "near the line"]
+    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
 
 
 def _not_converged(converged: bool | str) -> str | None:
@@ -139,109 +158,194 @@ def _not_converged(converged: bool | str) -> str | None:
     return converged if isinstance(converged, str) and converged else "the run had not converged"
 
 
-def plateaued(curves: Mapping[str, Sequence[float]], name: str, fraction: float = 0.1,
-              tolerance: float = 0.05, window: str | None = None) -> bool | str:
-    """True when every curve (a training loss per epoch, one per run) has flattened, else a sentence
-    naming the run whose ``name`` still fell most, for :func:`improvement`'s ``converged``.
+def plateaued(curves: Mapping[str, Sequence[float]], name: str, fraction: float = 0.25,
+              tolerance: float = 0.05, window: str | None = None, lower_is_better: bool = True,
+              points: int = 4) -> bool | str:
+    """True when no curve (one per run: a loss per epoch, a metric per milestone) still improves, else a
+    sentence naming the run that improved most, for :func:`improvement`'s ``converged``.
 
-    A curve "still falls" when the mean of its last ``fraction`` of values is below the mean of the
-    ``fraction`` before by more than ``tolerance`` (relative) *and* by more than :data:`Z` standard
-    errors of that difference: a per-epoch loss jitters (10-20 % at demo), and a drop within that
-    jitter is no evidence of further progress. With few epochs the test has little power: a curve
-    called flat may still fall slowly. ``window`` names what the values span when they are not the
-    whole training (e.g. "FID at iterations 1,250-2,500").
+    A curve "still improves" when the least-squares slope of its last ``fraction`` of values (at least
+    ``points``) has a 95 % Newey-West interval (:func:`paper_repro.results.statistics.trend`, which
+    tolerates the correlation of neighbouring points) that excludes 0 in the improving direction, *and*
+    the fitted improvement over that window exceeds ``tolerance`` of the curve's level: a steady fall
+    beyond the curve's own noise, and large enough to matter. ``window`` names what the values span
+    when they are not the whole training (e.g. "FID at iterations 1,250-2,500").
     """
-    worst, worst_run = 0.0, None
+    sign = -1.0 if lower_is_better else 1.0
+    worst, worst_run, worst_slope = 0.0, None, None
     for run, values in curves.items():
         values = [float(v) for v in values]
-        k = max(2, int(len(values) * fraction))
-        if len(values) < 2 * k:
-            return f"{run} logged {len(values)} values of {name}, too few to see a plateau"
-        before, last = Spread.of(values[-2 * k:-k]), Spread.of(values[-k:])
-        drop = before.mean - last.mean
-        noise = Z * math.sqrt(before.sd ** 2 / k + last.sd ** 2 / k)
-        relative = drop / abs(before.mean) if before.mean else 0.0
-        if drop > noise and relative > tolerance and relative > worst:
-            worst, worst_run = relative, run
+        k = max(points, int(round(len(values) * fraction)))
+        if len(values) < k:
+            return f"{run} logged {len(values)} values of {name}, too few to judge a trend (need {k})"
+        last = values[-k:]
+        slope = trend(last)
+        level = abs(sum(last) / k) or 1.0
+        relative = sign * slope.change / level
+        significant = (slope.low > 0) if sign > 0 else (slope.high < 0)
+        if significant and relative > tolerance and relative > worst:
+            worst, worst_run, worst_slope = relative, run, slope
     if worst_run is not None:
-        span = f"of {window}" if window else "of training"
-        return (f"{name} of {worst_run} still fell {100 * worst:.0f} % over the last {100 * fraction:.0f} % "
-                f"{span}, beyond its epoch-to-epoch noise")
+        span = window or f"the last {100 * fraction:.0f} % of training"
+        return (f"{name} of {worst_run} still {'fell' if lower_is_better else 'rose'} {100 * worst:.0f} % over "
+                f"{span} (slope 95 % Newey-West interval "
+                f"[{worst_slope.low:+.3g}, {worst_slope.high:+.3g}] per step, excluding 0)")
     return True
 
 
-def improvement(table: str, claim: str, better: tuple[str, Spread], worse: tuple[str, Spread],
-                higher_is_better: bool, converged: bool | str = True, unit: str = "") -> Verdict:
-    """Is ``better`` better than ``worse`` by more than :data:`Z` standard errors of the difference?
+@dataclass(frozen=True)
+class Effect:
+    """The paper's effect for a claim, in this run's units and positive in the claimed direction.
 
-    ``converged`` is True, or False / a sentence saying why the budget may still decide (then the
-    verdict is *undecided at this budget*). Both sides need at least two seeds: one run has no spread.
+    ``comparable``: the run measures it in the paper's own units (points of AUROC, F1 or accuracy), so an
+    interval that lies below it contradicts the paper's size. An effect carried over as a *relative*
+    size (FID on another feature space) is not comparable: it only plans the seeds a test would need."""
+
+    size: float
+    comparable: bool
+    text: str
+
+    @classmethod
+    def points(cls, better: float, worse: float, higher_is_better: bool, unit: str = " pts") -> "Effect":
+        """The paper's difference of two rows, in its own units."""
+        size = (better - worse) if higher_is_better else (worse - better)
+        return cls(size, True, f"the paper's {size:+.3g}{unit}")
+
+    @classmethod
+    def relative(cls, better: float, worse: float, ours_worse: float, higher_is_better: bool) -> "Effect":
+        """The paper's relative difference of two rows, applied to this run's value of the worse row."""
+        share = ((better - worse) if higher_is_better else (worse - better)) / abs(worse)
+        return cls(share * abs(ours_worse), False, f"the paper's {100 * share:.0f} % applied to this run")
+
+
+def _power_line(effect: Effect | None, a: Spread, b: Spread, b_is_constant: bool) -> str:
+    """How many seeds a side would detect ``effect`` with 80 % power, given this run's spreads."""
+    if effect is None:
+        return "the paper gives no effect in this run's units to plan seeds for"
+    if effect.size <= 0:
+        return f"{effect.text} is not in the claimed direction, so no seed count is planned"
+    n = seeds_for_power(effect.size, a.sd, b.sd, b_is_constant=b_is_constant)
+    if n is None:
+        return f"with these spreads no seed count up to 10,000 detects {effect.text} ({effect.size:.3g})"
+    return f"{n} seeds a side would detect {effect.text} ({effect.size:.3g}) with {100 * POWER:.0f} % power"
+
+
+def improvement(table: str, claim: str, better: tuple[str, Spread], worse: tuple[str, Spread],
+                higher_is_better: bool, converged: bool | str = True, unit: str = "",
+                paper_effect: Effect | None = None, worse_is_constant: bool = False) -> Verdict:
+    """Is ``better`` better than ``worse``? Decided by the 95 % Welch t interval of the difference.
+
+    ``converged`` is True, or False / a sentence saying why the budget may still decide (then the verdict
+    is *undecided at this budget*). ``worse_is_constant``: ``worse`` is a number with no spread (a trivial
+    floor), so the interval has exactly ``n - 1`` df. ``paper_effect`` (:class:`Effect`) plans the seeds a
+    *not shown* verdict would need and, where comparable, contradicts a run whose interval lies below it.
     """
     (name_a, a), (name_b, b) = better, worse
-    if a.n < 2 or b.n < 2:
+    if a.n < 2 or (b.n < 2 and not worse_is_constant):
         raise ValueError(f"{table}: {name_a} has {a.n} and {name_b} {b.n} seeds; a verdict needs a spread (>= 2)")
     sign = 1.0 if higher_is_better else -1.0
-    gain = sign * (a.mean - b.mean)
-    se = math.sqrt(a.sd ** 2 / a.n + b.sd ** 2 / b.n)
-    # the direction of the raw difference, worded for the reader ("0.58 pts lower than B", not "-0.58 higher")
-    word = "higher" if (a.mean >= b.mean) else "lower"
+    diff = welch(a.values, b.values)                       # a - b, as the reader reads it
+    gain = welch([sign * v for v in a.values], [sign * v for v in b.values])   # positive = the claim's way
+    if gain.se > 0:
+        p = float(min(1.0, 2 * stats.t.sf(gain.estimate / gain.se, gain.df)))
+    else:
+        p = 0.0 if gain.estimate > 0 else 1.0
     answer = f"{name_a} {a}{unit}, {name_b} {b}{unit}"
-    deciding = (f"{name_a} is {abs(a.mean - b.mean):.3g}{unit} {word} than {name_b}; "
-                f"{Z:g} standard errors of the difference = {Z * se:.3g}{unit}")
+    df = "exact" if math.isinf(diff.df) else f"df {diff.df:.1f}"
+    deciding = (f"{name_a} − {name_b} = {diff.estimate:+.3g}{unit}, 95 % interval {diff.interval(unit)} "
+                f"(Welch, {df})")
+    lines = [0.0] + ([paper_effect.size] if paper_effect is not None and paper_effect.comparable else [])
+    distance = min(min(abs(gain.low - line), abs(gain.high - line)) for line in lines)
+    near = bool(gain.se > 0 and distance < NEAR_LINE * gain.se)
+    if near:
+        deciding += f"; a bound lies within {NEAR_LINE:g} SE of its line, so a rebuild may decide otherwise"
     reason = _not_converged(converged)
     if reason:
-        return Verdict(table, claim, answer, UNDECIDED, f"{deciding}; but {reason}")
-    if gain > Z * se:
-        return Verdict(table, claim, answer, HOLDS, deciding)
-    how = "reversed" if gain < -Z * se else "within seed noise"
-    return Verdict(table, claim, answer, DOES_NOT_HOLD, f"{deciding} ({how})")
+        return Verdict(table, claim, answer, UNDECIDED, f"{deciding}; but {reason}", p, near)
+    if gain.low > 0:
+        return Verdict(table, claim, answer, HOLDS, deciding, p, near)
+    if gain.high < 0:
+        return Verdict(table, claim, answer, CONTRADICTED, f"{deciding}: reversed", p, near)
+    if paper_effect is not None and paper_effect.comparable and paper_effect.size > 0 and gain.high < paper_effect.size:
+        return Verdict(table, claim, answer, CONTRADICTED,
+                       f"{deciding}: it excludes {paper_effect.text} ({paper_effect.size:.3g})", p, near)
+    power_line = _power_line(paper_effect, a, b, worse_is_constant)
+    return Verdict(table, claim, answer, NOT_SHOWN, f"{deciding} contains 0; {power_line}", p, near)
 
 
 def best_of(table: str, claim: str, candidate: str, rows: Mapping[str, Spread], higher_is_better: bool,
-            converged: bool | str = True, unit: str = "") -> Verdict:
-    """Is ``candidate`` better than every other row of ``rows`` beyond seed noise?
+            converged: bool | str = True, unit: str = "", paper: Mapping[str, float] | None = None,
+            paper_units: bool = True) -> Verdict:
+    """Is ``candidate`` better than every other row of ``rows``? Each pair is an :func:`improvement`.
 
-    Decided by the closest call: the row it beats by the fewest standard errors of the difference
-    (with unequal spreads, not always the row nearest in mean), which the deciding number names.
-    """
+    It holds when every pair holds (its p is the largest pairwise p), is contradicted when any pair is,
+    and is otherwise decided by the closest call: the pair with the largest p, which the deciding number
+    names (with unequal spreads, not always the row nearest in mean). ``paper`` ({row: the paper's value})
+    gives each pair the paper's effect: in points when ``paper_units``, else as a relative size
+    (:meth:`Effect.relative`, for FID on another feature space)."""
     others = {name: s for name, s in rows.items() if name != candidate}
     if candidate not in rows or not others:
         raise ValueError(f"{table}: {candidate!r} and at least one other row are needed, got {list(rows)}")
+
+    def effect(name: str) -> Effect | None:
+        if paper is None or candidate not in paper or name not in paper:
+            return None
+        if not paper_units:
+            return Effect.relative(paper[candidate], paper[name], rows[name].mean, higher_is_better)
+        return Effect.points(paper[candidate], paper[name], higher_is_better, unit or "")
+
     pairwise = {name: improvement(table, claim, (candidate, rows[candidate]), (name, s), higher_is_better,
-                                  converged, unit) for name, s in others.items()}
-
-    def margin(name: str) -> float:
-        a, b = rows[candidate], others[name]
-        se = math.sqrt(a.sd ** 2 / a.n + b.sd ** 2 / b.n) or 1e-12
-        return (1 if higher_is_better else -1) * (a.mean - b.mean) / se
-
-    rival = pairwise[min(others, key=margin)]
+                                  converged, unit, effect(name)) for name, s in others.items()}
+    kinds = {v.verdict for v in pairwise.values()}
+    closest = max(pairwise.values(), key=lambda v: v.p)
+    if CONTRADICTED in kinds and UNDECIDED not in kinds:
+        closest = next(v for v in pairwise.values() if v.verdict == CONTRADICTED)
     answer = "; ".join(f"{name} {s}{unit}" for name, s in rows.items())
-    return Verdict(table, claim, answer, rival.verdict, f"closest call (fewest standard errors): {rival.deciding}")
+    verdict = (UNDECIDED if UNDECIDED in kinds else CONTRADICTED if CONTRADICTED in kinds
+               else HOLDS if kinds == {HOLDS} else NOT_SHOWN)
+    label = "a rival ahead" if closest.verdict == CONTRADICTED else "closest call (largest p)"
+    return Verdict(table, claim, answer, verdict, f"{label}: {closest.deciding}", closest.p,
+                   any(v.near_line for v in pairwise.values()))
 
 
 def ordering(table: str, claim: str, paper: Mapping[str, float], run: Mapping[str, Spread],
              lower_is_better: bool, converged: bool | str = True) -> Verdict:
-    """Does this run order the rows as the paper does? Kendall's tau of the run's means against the
-    paper's values; *holds* when tau > 0 with one-sided p < :data:`TAU_ALPHA`."""
+    """Does this run order the rows as the paper does? Kendall's tau-b of the run's means against the
+    paper's values, with its exact permutation p (:func:`paper_repro.results.statistics.kendall_exact`,
+    ties included). Rows first by construction (a reference such as the ideal synthesizer) must be left
+    out by the caller. With so few rows that no order reaches p < :data:`ALPHA` the claim is *not testable*."""
     names = [name for name in paper if name in run]
     if len(names) < 3:
         raise ValueError(f"{table}: an ordering needs three rows both sides have, got {names}")
     ours = [run[name].mean for name in names]
     theirs = [paper[name] for name in names]
-    result = kendalltau(theirs, ours, alternative="greater")
-    tau, p = float(result.statistic), float(result.pvalue)
+    test = kendall_exact(theirs, ours)
 
     def order(values: Sequence[float]) -> str:
         ranked = sorted(zip(values, names), reverse=not lower_is_better)
         return (" < " if lower_is_better else " > ").join(name for _, name in ranked)
 
     answer = f"this run {order(ours)}; the paper {order(theirs)}"
-    deciding = f"Kendall's tau {tau:+.2f} over {len(names)} rows, one-sided p = {p:.3f}"
+    deciding = f"Kendall's tau-b {test.tau:+.2f} over {len(names)} rows, exact one-sided p = {test.p_greater:.3f}"
+    gaps = [abs(x - y) for i, x in enumerate(ours) for y in ours[i + 1:]]
+    scale = max(abs(v) for v in ours) or 1.0
+    near = bool(min(gaps) < 1e-4 * scale)   # two means that agree to 4 digits may swap on another machine
+    if near:
+        deciding += "; two of this run's means agree to 4 digits, so a rebuild may order them otherwise"
+    if test.p_min >= ALPHA:
+        return Verdict(table, claim, answer, NOT_TESTABLE,
+                       f"not testable with {len(names)} rows: even the paper's exact order has p = "
+                       f"{test.p_min:.3f} >= {ALPHA:g}; {deciding}", test.p_greater, near)
     reason = _not_converged(converged)
     if reason:
-        return Verdict(table, claim, answer, UNDECIDED, f"{deciding}; but {reason}")
-    return Verdict(table, claim, answer, HOLDS if tau > 0 and p < TAU_ALPHA else DOES_NOT_HOLD, deciding)
+        return Verdict(table, claim, answer, UNDECIDED, f"{deciding}; but {reason}", test.p_greater, near)
+    if test.tau > 0 and test.p_greater < ALPHA:
+        return Verdict(table, claim, answer, HOLDS, deciding, test.p_greater, near)
+    if test.tau < 0 and test.p_less < ALPHA:
+        return Verdict(table, claim, answer, CONTRADICTED, f"{deciding}; reversed, p = {test.p_less:.3f}",
+                       test.p_greater, near)
+    return Verdict(table, claim, answer, NOT_SHOWN, f"{deciding} (smallest attainable {test.p_min:.3f})",
+                   test.p_greater, near)
 
 
 def compare_ordering(table: pd.DataFrame, label: str | list[str], lower_is_better: bool) -> str:
@@ -269,6 +373,52 @@ def compare_ordering(table: pd.DataFrame, label: str | list[str], lower_is_bette
     ])
 
 
-__all__ = ["HOLDS", "DOES_NOT_HOLD", "UNDECIDED", "VERDICTS", "Z", "TAU_ALPHA", "Spread", "spreads", "Verdict",
+def with_holm(frame: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
+    """A verdict table with Holm's correction over the family of every claim that has a p-value: the
+    columns ``Holm p`` and ``holds after Holm`` (a raw *holds* whose adjusted p is still below ``alpha``)."""
+    out = frame.copy()
+    tested = out["p"].notna() if "p" in out else pd.Series(False, index=out.index)
+    out["Holm p"] = float("nan")
+    out["holds after Holm"] = False
+    if tested.any():
+        adjusted, _ = holm(out.loc[tested, "p"].astype(float).tolist(), alpha)
+        out.loc[tested, "Holm p"] = adjusted
+        out["holds after Holm"] = (out["verdict"] == HOLDS) & (out["Holm p"] < alpha)
+    return out
+
+
+def family_summary(frame: pd.DataFrame, alpha: float = ALPHA) -> str:
+    """One paragraph, computed from a :func:`with_holm` table, of what the claims as a family show."""
+    counts = frame["verdict"].value_counts()
+    n = len(frame)
+    holds, after = int(counts.get(HOLDS, 0)), int(frame["holds after Holm"].sum())
+    tested = int(frame["p"].notna().sum())
+    parts = [f"Of {n} claims, {holds} hold at the {100 * (1 - alpha):.0f} % level one by one and {after} still "
+             f"hold after Holm's correction over the {tested} that have a p-value"]
+    if after:
+        kept = frame[frame["holds after Holm"]]
+        parts.append(" (" + "; ".join(f"{p} {t}: {c}" for p, t, c in zip(kept["paper"], kept["table"], kept["claim"])) + ")")
+    parts.append(". ")
+    sentences = {CONTRADICTED: "{k} {are} contradicted: the interval excludes the claim (reversed, or below the paper's "
+                               "own effect in its units)",
+                 NOT_SHOWN: "{k} {are} not shown at this power: the interval contains 0, so this build neither shows "
+                            "nor refutes {them}, and the deciding number says how many seeds would",
+                 UNDECIDED: "{k} {are} undecided at this budget: a model's curve still improved",
+                 NOT_TESTABLE: "{k} {are} orderings of too few rows to be tested at all"}
+    for kind, sentence in sentences.items():
+        k = int(counts.get(kind, 0))
+        if k:
+            parts.append(sentence.format(k=k, are="is" if k == 1 else "are", them="it" if k == 1 else "them")
+                         + ". ")
+    near = int(frame["near the line"].fillna(False).astype(bool).sum())
+    parts.append(f"{near} verdict{'s' if near != 1 else ''} lie{'s' if near == 1 else ''} within rounding of "
+                 "{its} line.".format(its="its" if near == 1 else "their") if near else
+                 "No verdict lies within rounding of its line, so a rebuild that reproduces the numbers to a few "
+                 "digits gives the same verdicts.")
+    return "".join(parts)
+
+
+__all__ = ["HOLDS", "CONTRADICTED", "NOT_SHOWN", "UNDECIDED", "NOT_TESTABLE", "VERDICTS", "NEAR_LINE", "TAU_ALPHA",
+           "Spread", "spreads", "Verdict", "Effect",
            "verdict_frame", "VERDICT_COLOURS", "verdicts_view", "VERDICTS_FOLDER", "record_verdicts", "recorded_verdicts", "plateaued", "improvement",
-           "best_of", "ordering", "compare_ordering"]
+           "best_of", "ordering", "compare_ordering", "with_holm", "family_summary"]
