@@ -51,15 +51,19 @@ def test_every_column_goes_through_the_same_metric_functions(monkeypatch):
     frame = dadnet_tables_1_3.comparison("smoke", DataSource(Path("unused"), "unused", "mvtec", True), runs=1,
                                          progress=False)
     assert sorted(frame["method"]) == sorted(preds)
+    # pixel_f1 is called three times a method: the one rule, the one rule with good images, the method's own rule
+    returned["pixel_f1"] = returned["pixel_f1"][0::3]
     for name, values in returned.items():
         assert len(values) == len(preds)  # one call per column, for every method alike
         # every number in the table is what paper_repro.metrics returned, row by row
         assert list(frame[name]) == pytest.approx([100 * v for v in values])
-    # DADNet's column equals what DADNet's own evaluation computes on the same predictions (0.5 on M_p)
+    # DADNet's row: every map cut by the one rule; its own rule (0.5 on M_p, DADNet's own evaluation) beside
     ours = frame[frame["method"] == "DADNet"].iloc[0]
-    theirs = scoring.score_predictions(preds["DADNet"], 0.5)
-    for key in ("image_auroc", "pixel_auroc", "pixel_f1", "pixel_ap", "pixel_f1_max"):
-        assert ours[key] == pytest.approx(theirs[key])
+    one = scoring.score_predictions(preds["DADNet"], scoring.ONE_RULE)
+    own = scoring.score_predictions(preds["DADNet"], 0.5)
+    for key in ("image_auroc", "pixel_auroc", "pixel_f1", "pixel_ap", "pixel_f1_max", "pixel_f1_with_good"):
+        assert ours[key] == pytest.approx(one[key])
+    assert ours["pixel_f1_own_rule"] == pytest.approx(own["pixel_f1"])
 
 
 def test_f1_adaptive_threshold_maximises_pixel_f1():
@@ -74,7 +78,7 @@ def test_f1_adaptive_threshold_maximises_pixel_f1():
 
 def test_score_predictions_in_percent_and_threshold_rules():
     pred = fake_predictions(0)
-    values = scoring.score_predictions(pred, 0.5)
+    values = scoring.score_predictions(pred, 0.5, own_threshold="f1_adaptive")
     assert set(values) == {*scoring.METRICS, *scoring.EXTRA_METRICS}
     assert values["image_auroc"] == pytest.approx(100.0) and values["pixel_auroc"] == pytest.approx(100.0)
     # raw scores far outside [0, 1] (e.g. Mahalanobis distances): normalised first, so torchmetrics does

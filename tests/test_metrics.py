@@ -55,6 +55,15 @@ def test_pixel_f1_hand_computed_and_edge_cases():
         metrics.pixel_f1(pred, torch.zeros(1, 4))
 
 
+def test_pixel_f1_with_good_images_counts_false_detections():
+    gt = torch.tensor([[1, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]], dtype=torch.float32)
+    pred = torch.tensor([[1, 0, 1, 0], [0, 0, 0, 0], [0, 1, 0, 0]], dtype=torch.float32)
+    assert metrics.pixel_f1(pred, gt) == pytest.approx(0.5)                     # the defective image only
+    # + a clean good image (1) and a good image with one false pixel (0): (0.5 + 1 + 0) / 3
+    assert metrics.pixel_f1(pred, gt, include_good=True) == pytest.approx(0.5)
+    assert metrics.pixel_f1(pred[:2], gt[:2], include_good=True) == pytest.approx(0.75)
+
+
 def test_auroc_needs_both_classes():
     with pytest.raises(ValueError):
         metrics.image_auroc(torch.rand(4), torch.zeros(4))

@@ -69,12 +69,14 @@ def pixel_f1_max(maps, masks) -> float:
     return float(f1.max())
 
 
-def pixel_f1(pred_masks, masks, threshold: float = 0.5) -> float:
+def pixel_f1(pred_masks, masks, threshold: float = 0.5, include_good: bool = False) -> float:
     """DADNet eq. (20)-(22): mean over defective samples of ``2 P_k R_k / (P_k + R_k)``.
 
     ``pred_masks`` (N, ...) are probabilities or binary masks, binarised at ``threshold``; ``masks``
     (N, ...) are the ground truths. Samples without any defect pixel are left out (eq. 20 is
-    undefined there); if no sample has a defect pixel, a ``ValueError`` is raised.
+    undefined there) unless ``include_good``: then a good sample scores 1 when nothing is predicted on
+    it and 0 for any false detection, so false alarms on good images count, as the paper says F1
+    should reflect them (§3.3). If no sample has a defect pixel, a ``ValueError`` is raised.
     """
     pred = torch.as_tensor(np.asarray(pred_masks) if not isinstance(pred_masks, torch.Tensor) else pred_masks)
     true = torch.as_tensor(np.asarray(masks) if not isinstance(masks, torch.Tensor) else masks)
@@ -83,13 +85,15 @@ def pixel_f1(pred_masks, masks, threshold: float = 0.5) -> float:
     defective = true.sum(1) > 0
     if not bool(defective.any()):
         raise ValueError("pixel F1 (eq. 20) needs at least one sample with defect pixels")
-    pred, true = pred[defective], true[defective]
     tp = (pred * true).sum(1)
     fp = (pred * (1 - true)).sum(1)
     fn = ((1 - pred) * true).sum(1)
-    # 2PR/(P+R) = 2TP/(2TP+FP+FN); it is 0 when TP = 0 (also when nothing is predicted)
-    f1 = 2 * tp / (2 * tp + fp + fn)
-    return float(f1.mean())
+    # 2PR/(P+R) = 2TP/(2TP+FP+FN); it is 0 when TP = 0 (also when nothing is predicted on a defect)
+    f1 = 2 * tp / (2 * tp + fp + fn).clamp_min(1e-12)
+    if include_good:
+        f1 = torch.where(defective, f1, (fp == 0).float())
+        return float(f1.mean())
+    return float(f1[defective].mean())
 
 
 __all__ = ["image_auroc", "pixel_auroc", "pixel_ap", "pixel_f1_max", "pixel_f1"]

@@ -20,7 +20,7 @@ from paper_repro.dadnet.evaluate import evaluate, first_of_each_type
 from paper_repro.dadnet.trainer import trained_run
 from paper_repro.data.mvtec import MVTecAD
 from paper_repro.data.roots import DataSource
-from paper_repro.evaluation.scoring import EXTRA_METRICS, METRICS, score_predictions, threshold_for
+from paper_repro.evaluation.scoring import EXTRA_METRICS, METRICS, ONE_RULE, score_predictions, threshold_for
 from paper_repro.runs.devices import seed_everything
 from paper_repro.results.reading import Spread, spreads
 from paper_repro.runs.folders import cached_tensors
@@ -78,7 +78,10 @@ def baseline_predictions(cfg: BaselineConfig, category: str, data: DataSource, d
 
 
 def scored_row(method: str, category: str, run: int, pred: dict[str, torch.Tensor]) -> dict[str, Any]:
-    return {"method": method, "category": category, "run": run, **score_predictions(pred, threshold_for(method))}
+    """One table row: every method's maps cut by :data:`~paper_repro.evaluation.scoring.ONE_RULE`, its own
+    rule beside (``pixel_f1_own_rule``)."""
+    return {"method": method, "category": category, "run": run,
+            **score_predictions(pred, ONE_RULE, own_threshold=threshold_for(method))}
 
 
 def mean_over_runs(frame: pd.DataFrame, by: str = "method") -> pd.DataFrame:

@@ -403,7 +403,8 @@ def family_summary(frame: pd.DataFrame, alpha: float = ALPHA) -> str:
                                "own effect in its units)",
                  NOT_SHOWN: "{k} {are} not shown at this power: the interval contains 0, so this build neither shows "
                             "nor refutes {them}, and the deciding number says how many seeds would",
-                 UNDECIDED: "{k} {are} undecided at this budget: a model's curve still improved",
+                 UNDECIDED: "{k} {are} undecided at this budget: a model had not converged (the deciding number "
+                            "says which, and why)",
                  NOT_TESTABLE: "{k} {are} orderings of too few rows to be tested at all"}
     for kind, sentence in sentences.items():
         k = int(counts.get(kind, 0))
