@@ -87,7 +87,9 @@ class DefectGANConfig:
     # them "from the original full-resolution images": "original", windows of CODEBRIM's photographs
     # (CODEBRIM_original_images.zip) that avoid every annotated defect box. "background-recrop": the
     # named fallback when those are absent, re-crops of train/background. "procedural": the bundled
-    # synthetic concrete, allowed only with the bundled data set (never mixed into a real one).
+    # synthetic concrete, allowed only with data this project generated (never mixed into a real set).
+    # "auto" (smoke, demo) follows the data: procedural for generated data (bundled, or a `data synth`
+    # folder's SYNTHETIC.json), original for a real CODEBRIM that has its photographs, else background-recrop.
     extra_normals_source: str = "original"
     n_synthesized: int = 50_000
     # Architecture: StarGAN's generator/discriminator widths (Choi et al. 2018), SPADE hidden 128.
@@ -108,6 +110,13 @@ class DefectGANConfig:
     # (mean |d - n| 0.0204 vs 0.0201). Starting m at 0.02 (an empty map, as eq. 10 asks) and letting
     # it grow where the defect goes gave 0.0127 outside vs 0.0405 inside on the same data and seed.
     mask_init: float | None = 0.02
+    # Not stated in the paper: how G upsamples. It says only that G "follows the common image-to-image
+    # translation networks"; StarGAN's stride-2 transposed convs ("transposed") painted a period-2 lattice
+    # into the foreground f. "resize-conv" (nearest x2, then a 3x3 conv; Odena et al., Distill 2016)
+    # is this project's choice, the same at every scale. Measured at demo (docs/measurements.md, "Defect-GAN's
+    # checkerboard"): Nyquist share of the painted defects 0.012-0.037 (18-54x the real crops' 0.0006) with
+    # "transposed" after 500 iterations, 0.0005-0.0008 (0.7-1.3x) with "resize-conv" after 500 and 4,000.
+    upsample: str = "resize-conv"
     # Execution (not from the paper): mixed precision (paper_repro.runs.precision: auto = bf16 on a CUDA
     # GPU that has it, fp16 + loss scaling on one that does not, fp32 on the CPU).
     precision: str = "auto"
@@ -263,7 +272,7 @@ class BundledDataConfig:
 # The paper's values are the dataclass defaults (``full``); ``smoke`` and ``demo`` override sizes and
 # counts. A profile with a base starts from the base profile's overrides at the same scale.
 _GAN_SMOKE = dict(image_size=32, batch_size=2, iterations=10, conv_dim=8, n_res_blocks=1, d_conv_dim=8,
-                  d_repeat=3, spade_hidden=16, extra_normals=16, extra_normals_source="procedural",
+                  d_repeat=3, spade_hidden=16, extra_normals=16, extra_normals_source="auto",
                   n_synthesized=16, log_every=1, sample_every=5, checkpoint_every=5)
 
 PROFILES: dict[str, tuple[type, dict[str, dict[str, Any]]]] = {
@@ -274,7 +283,7 @@ PROFILES: dict[str, tuple[type, dict[str, dict[str, Any]]]] = {
         # SPADE's hidden width is the feature width: at 32 (> 16) a step cost 182 ms, 4.55x StarGAN's FLOPs.
         "demo": dict(image_size=64, batch_size=4, iterations=4_000, conv_dim=16, n_res_blocks=3,
                      d_conv_dim=16, d_repeat=5, spade_hidden=16, extra_normals=2_000,
-                     extra_normals_source="procedural", n_synthesized=1_000, log_every=20,
+                     extra_normals_source="auto", n_synthesized=1_000, log_every=20,
                      sample_every=500, checkpoint_every=500),
         "full": {},
     }),

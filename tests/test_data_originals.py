@@ -192,8 +192,8 @@ def test_the_profiles_name_the_source_of_the_extra_normals():
     assert get_config("defect_gan", "full").extra_normals_source == "original"
     for profile in ("defect_gan", "defect_gan_tables"):
         for scale in ("smoke", "demo"):
-            assert get_config(profile, scale).extra_normals_source == "procedural"
-    assert set(EXTRA_NORMALS_SOURCES) == {"original", "background-recrop", "procedural"}
+            assert get_config(profile, scale).extra_normals_source == "auto"
+    assert set(EXTRA_NORMALS_SOURCES) == {"auto", "original", "background-recrop", "procedural"}
 
 
 def _config(source: str, n: int = 5):
@@ -205,6 +205,7 @@ def real_codebrim(codebrim, originals, tmp_path) -> DataSource:
     """A CODEBRIM-layout root used as a real one, its photographs beside it."""
     shutil.copytree(codebrim, tmp_path / "data" / "classification_dataset")
     shutil.copytree(originals, tmp_path / "data" / "original_dataset")
+    (tmp_path / "data" / "classification_dataset" / "SYNTHETIC.json").unlink(missing_ok=True)  # real, not generated
     return resolve_data(tmp_path / "data", "codebrim", "smoke")
 
 
@@ -232,7 +233,7 @@ def test_the_paper_source_without_the_archive_stops_before_training(codebrim, tm
     shutil.copytree(codebrim, tmp_path / "data" / "classification_dataset")
     with pytest.raises(UserError, match="CODEBRIM_original_images.zip"):
         load_training_data(_config("original"), resolve_data(tmp_path / "data", "codebrim", "smoke"))
-    with pytest.raises(UserError, match="unknown; expected one of original, background-recrop, procedural"):
+    with pytest.raises(UserError, match="unknown; expected one of auto, original, background-recrop, procedural"):
         load_training_data(_config("mixed"), resolve_data(tmp_path / "data", "codebrim", "smoke"))
 
 

@@ -40,6 +40,7 @@ def unpack_mvtec(tar: Path, into: Path) -> Path:
 
 def unpack_codebrim(zip_root: Path, into: Path, name: str = "classification_dataset") -> Path:
     shutil.copytree(zip_root, into / name)
+    (into / name / "SYNTHETIC.json").unlink(missing_ok=True)  # a replica of the real archive: not marked generated
     return into / name
 
 
@@ -165,7 +166,8 @@ def test_both_trainers_resolve_data_like_data_root(mvtec_tar, codebrim_zip, tmp_
     assert main(["dadnet", "train", "--data", str(data), "--category", "bogus", "--scale", "smoke",
                  "--out", out]) == 2
     assert f"{mvtec.resolve() / 'bogus'}: category 'bogus' not found" in capsys.readouterr().err
-    # smoke draws procedural extra normals, which a real CODEBRIM refuses: after resolving, before training
-    assert main(["defect-gan", "train", "--data", str(data), "--scale", "smoke", "--out", out]) == 2
+    # procedural extra normals, which a real CODEBRIM refuses: after resolving, before training
+    assert main(["defect-gan", "train", "--data", str(data), "--scale", "smoke", "--normals-source", "procedural",
+                 "--out", out]) == 2
     assert f"{codebrim.resolve()}: extra_normals_source 'procedural'" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()

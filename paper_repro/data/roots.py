@@ -28,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from paper_repro.data.synthetic import bundled_root
+from paper_repro.data.synthetic import bundled_root, is_generated_set
 from paper_repro.errors import UserError
 
 LAYOUTS = {"mvtec": "MVTec AD category folders with train/good/ (mvtec_anomaly_detection.tar.xz holds them "
@@ -153,6 +153,20 @@ def originals_search_folders(source: DataSource, normals_dir: str | Path | None 
     return list(dict.fromkeys(folders))
 
 
+def is_generated_data(source: DataSource) -> bool:
+    """Whether ``source`` was written by this project (the bundled set, or a ``data synth`` folder: its
+    ``SYNTHETIC.json`` at the resolved root or at a folder between it and the one the user named)."""
+    if source.bundled:
+        return True
+    stop = source.data_root
+    for folder in (source.root, *source.root.parents):
+        if is_generated_set(folder):
+            return True
+        if stop is None or folder == stop or folder == folder.parent:
+            break
+    return False
+
+
 def find_originals(source: DataSource, normals_dir: str | Path | None = None) -> Path:
     """The ``original_dataset`` folder of CODEBRIM's photographs that belongs with ``source``; else one
     UserError naming what is missing, where it looked, the command that fetches it and the fallback."""
@@ -173,4 +187,4 @@ def find_originals(source: DataSource, normals_dir: str | Path | None = None) ->
 
 
 __all__ = ["LAYOUTS", "SEARCH_DEPTH", "is_dataset_root", "find_dataset_root", "DataSource", "resolve_data",
-           "originals_search_folders", "find_originals"]
+           "originals_search_folders", "is_generated_data", "find_originals"]

@@ -169,9 +169,11 @@ def register(subparsers) -> None:
     p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
     p.add_argument("--iterations", type=positive_int, default=None, help="override the scale's iteration count")
     p.add_argument("--normals-source", choices=EXTRA_NORMALS_SOURCES, default=None,
-                   help="where the extra normal images come from: original (crops of CODEBRIM's original "
-                   "photographs avoiding the defect boxes, §4.1; default at full), background-recrop (re-crops of "
-                   "train/background, the named fallback), procedural (bundled data only; default at smoke/demo)")
+                   help="where the extra normal images come from: auto (default at smoke/demo: procedural for data "
+                   "this project generated, original for a real CODEBRIM with its photographs, background-recrop "
+                   "otherwise), original (crops of CODEBRIM's original photographs avoiding the defect boxes, §4.1; "
+                   "default at full), background-recrop (re-crops of train/background, the named fallback), "
+                   "procedural (generated data only)")
     p.add_argument("--normals-dir", default=None,
                    help="with 'original': where to look for original_dataset/; otherwise a folder of normal images "
                    "to re-crop")

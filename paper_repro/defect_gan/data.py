@@ -5,13 +5,17 @@ the rest, labelled over the C = 5 defect classes), plus 50,000 extra normal crop
 cropping the original full-resolution images". Where the extra normals come from is the explicit
 setting ``DefectGANConfig.extra_normals_source`` (:data:`EXTRA_NORMALS_SOURCES`):
 
+- ``"auto"`` (the ``smoke`` and ``demo`` default): follow the data (:func:`resolve_normals_source`):
+  ``"procedural"`` for a data set this project generated (the bundled set, or a ``data synth`` folder with
+  its ``SYNTHETIC.json``), ``"original"`` for a real CODEBRIM whose original photographs are found beside
+  it, ``"background-recrop"`` otherwise; a real data set's choice is printed in one line;
 - ``"original"`` (the paper's way, the ``full`` default): square windows of CODEBRIM's original
   photographs that avoid every annotated defect box (:mod:`paper_repro.data.originals`); the archive
   ``original_dataset/`` is found next to the classification set (:func:`paper_repro.data.roots.find_originals`);
 - ``"background-recrop"``: the named fallback, random square re-crops of the classification set's
   ``train/background`` crops (:class:`paper_repro.data.NormalPool`);
-- ``"procedural"``: the bundled synthetic concrete, generated on the fly; only with the bundled data
-  set (``smoke`` and ``demo``), never mixed into a real one.
+- ``"procedural"``: the bundled synthetic concrete, generated on the fly; only with data this project
+  generated, never mixed into a real data set.
 
 :attr:`TrainingData.normals_source` says which one ran, in words a caption can print. Images are
 returned in [-1, 1] (the generator's tanh range).
@@ -38,12 +42,12 @@ from paper_repro.config import cache_dir
 from paper_repro.data.codebrim import CODEBRIM, CODEBRIM_CLASSES
 from paper_repro.data.originals import CODEBRIMOriginals, DefectFreeCrops
 from paper_repro.data.pool import NormalPool
-from paper_repro.data.roots import DataSource, find_originals
+from paper_repro.data.roots import DataSource, find_originals, is_generated_data
 from paper_repro.errors import UserError
 from paper_repro.runs.progress import tqdm
 
 DEFECT_CLASSES = CODEBRIM_CLASSES[1:]  # C = 5: "Background" is the absence of all of them
-EXTRA_NORMALS_SOURCES = ("original", "background-recrop", "procedural")
+EXTRA_NORMALS_SOURCES = ("auto", "original", "background-recrop", "procedural")
 CROPS_VERSION = 1  # bump when the crops an extra-normals pool yields change (its disk cache is keyed by it)
 
 
@@ -125,6 +129,24 @@ def _dataset_name(source: DataSource) -> str:
     return "bundled synthetic CODEBRIM-layout" if source.bundled else "CODEBRIM"
 
 
+def resolve_normals_source(kind: str, source: DataSource, normals_dir: str | Path | None = None) -> tuple[str, str]:
+    """The extra-normals source ``kind`` stands for on ``source``, and why (empty unless ``kind`` is ``"auto"``).
+
+    ``"auto"`` follows the data: ``"procedural"`` for data this project generated
+    (:func:`~paper_repro.data.roots.is_generated_data`), ``"original"`` for a real CODEBRIM whose original
+    photographs are found (:func:`~paper_repro.data.roots.find_originals`, or under ``normals_dir``),
+    ``"background-recrop"`` otherwise. Any other ``kind`` is returned as it is."""
+    if kind != "auto":
+        return kind, ""
+    if is_generated_data(source):
+        return "procedural", "a data set this project generated (bundled, or SYNTHETIC.json)"
+    try:
+        find_originals(source, normals_dir)
+    except UserError:
+        return "background-recrop", "a real CODEBRIM without its original photographs (original_dataset/) beside it"
+    return "original", "a real CODEBRIM with its original photographs, as §4.1 crops them"
+
+
 def extra_normals(cfg, source: DataSource, codebrim_root: Path, seed: int = 42,
                   normals_dir: str | Path | None = None) -> tuple[Dataset | None, str]:
     """The pool of ``cfg.extra_normals`` extra normals from ``cfg.extra_normals_source``, and its caption label.
@@ -139,6 +161,9 @@ def extra_normals(cfg, source: DataSource, codebrim_root: Path, seed: int = 42,
         raise UserError(f"extra_normals_source {kind!r}: unknown; expected one of {', '.join(EXTRA_NORMALS_SOURCES)}")
     if not n:
         return None, "no extra normals"
+    kind, why = resolve_normals_source(kind, source, normals_dir)
+    if why and not source.bundled:  # one line for a user's folder; the bundled set needs no news
+        print(f"extra normals: {kind} ({why}); choose another with --normals-source")
     if kind == "original":
         originals = CODEBRIMOriginals(find_originals(source, normals_dir))
         what = "bundled synthetic photographs" if source.bundled else "CODEBRIM original images"
@@ -148,7 +173,7 @@ def extra_normals(cfg, source: DataSource, codebrim_root: Path, seed: int = 42,
         folder = Path(normals_dir).expanduser()
         return NormalPool(folder, n, cfg.image_size, seed), f"re-crops of {folder}, {n:,} crops"
     if kind == "procedural":
-        if not source.bundled:
+        if not is_generated_data(source):
             raise UserError(f"{source.root}: extra_normals_source 'procedural' draws the bundled synthetic "
                             f"concrete, which is never mixed into a real data set; expected 'original' (the "
                             f"paper's crops of CODEBRIM's photographs) or 'background-recrop'")
@@ -238,5 +263,5 @@ def load_training_data(cfg, source: DataSource, seed: int = 42, normals_dir: str
                         CODEBRIM_CLASSES[1:], seed, normals_source=label)
 
 
-__all__ = ["DEFECT_CLASSES", "EXTRA_NORMALS_SOURCES", "EpochSampler", "Batch", "TrainingData", "extra_normals",
-           "load_training_data"]
+__all__ = ["DEFECT_CLASSES", "EXTRA_NORMALS_SOURCES", "EpochSampler", "Batch", "TrainingData",
+           "resolve_normals_source", "extra_normals", "load_training_data"]

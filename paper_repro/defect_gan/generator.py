@@ -1,7 +1,11 @@
 """Defect-GAN's generator G (§3.1, Fig. 2), readable top to bottom next to the paper.
 
 The body is StarGAN's encoder-decoder (Choi et al. 2018): a 7×7 stem, two stride-2 convs
-("downsample by 4"), residual blocks, two stride-2 transposed convs, and a 7×7 output conv.
+("downsample by 4"), residual blocks, two ×2 upsamplings, and a 7×7 output conv. The paper says only
+that G "follows the common image-to-image translation networks"; how it upsamples is ``upsample``
+(:data:`UPSAMPLINGS`): ``"resize-conv"`` (nearest-neighbour ×2, then a 3×3 conv; this project's
+choice, see ``DefectGANConfig.upsample``) or ``"transposed"`` (StarGAN's stride-2 4×4 transposed conv,
+which painted a period-2 lattice into every foreground f at demo size).
 Defect-GAN adds three things, each of which can be switched off for the ablation of Table 2:
 
 - ``scc`` spatial & categorical control: the control map A ∈ R^{C×H×W} enters every decoder block
@@ -13,7 +17,7 @@ Defect-GAN adds three things, each of which can be switched off for the ablation
   and the output is ``compose(x, f, m) = x ⊙ (1 − m) + f ⊙ m`` (eq. 1-4). Off: StarGAN's direct
   tanh image.
 
-With all three off this *is* StarGAN's generator; ``scc`` alone is StarGAN + SPADE.
+With all three off (and ``upsample="transposed"``) this *is* StarGAN's generator; ``scc`` alone is StarGAN + SPADE.
 """
 from __future__ import annotations
 
@@ -25,6 +29,21 @@ from torch import nn
 from paper_repro.compose import compose
 from paper_repro.defect_gan.noise import NoiseInjection
 from paper_repro.defect_gan.spade import SPADE
+
+
+UPSAMPLINGS = ("resize-conv", "transposed")
+
+
+def upsampling(in_channels: int, out_channels: int, kind: str) -> nn.Module:
+    """A ×2 upsampling conv: ``"resize-conv"`` = nearest ×2 then 3×3 conv (every output pixel sees the
+    same kernel, so no parity pattern; Odena et al., Distill 2016), ``"transposed"`` = StarGAN's stride-2
+    4×4 transposed conv (each output parity gets its own 2×2 slice of the kernel)."""
+    if kind == "resize-conv":
+        return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
+                             nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False))
+    if kind == "transposed":
+        return nn.ConvTranspose2d(in_channels, out_channels, 4, stride=2, padding=1, bias=False)
+    raise ValueError(f"upsample {kind!r}: expected one of {', '.join(UPSAMPLINGS)}")
 
 
 @dataclass
@@ -94,7 +113,7 @@ class ResidualBlock(nn.Module):
 class Generator(nn.Module):
     def __init__(self, num_classes: int, conv_dim: int = 64, n_res_blocks: int = 6,
                  spade_hidden: int = 128, scc: bool = True, ani: bool = True, lwc: bool = True,
-                 mask_init: float | None = None):
+                 mask_init: float | None = None, upsample: str = "resize-conv"):
         super().__init__()
         self.num_classes, self.scc, self.ani, self.lwc = num_classes, scc, ani, lwc
         c = conv_dim
@@ -109,10 +128,8 @@ class Generator(nn.Module):
         ctrl = num_classes if scc else None
         self.decoder = nn.ModuleList(
             [ResidualBlock(4 * c, ctrl, spade_hidden, ani) for _ in range(n_res_blocks)] + [
-                ConvBlock(nn.ConvTranspose2d(4 * c, 2 * c, 4, stride=2, padding=1, bias=False),
-                          2 * c, ctrl, spade_hidden, ani),
-                ConvBlock(nn.ConvTranspose2d(2 * c, c, 4, stride=2, padding=1, bias=False),
-                          c, ctrl, spade_hidden, ani),
+                ConvBlock(upsampling(4 * c, 2 * c, upsample), 2 * c, ctrl, spade_hidden, ani),
+                ConvBlock(upsampling(2 * c, c, upsample), c, ctrl, spade_hidden, ani),
             ])
         # Heads: foreground f and spatial map m (LWC), or StarGAN's direct image.
         self.to_image = nn.Conv2d(c, 3, 7, padding=3, bias=False)

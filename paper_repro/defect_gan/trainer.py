@@ -27,7 +27,7 @@ from paper_repro.runs.loop import TrainState, adam, fit, is_finished
 from paper_repro.runs.precision import autocast, grad_scaler, optimizer_step, resolve_precision
 
 ABLATION_FLAGS = ("scc", "ani", "lwc", "sc")
-CODE_VERSION = 1  # part of the cached-run key: bump when a change makes old trained runs stale
+CODE_VERSION = 2  # part of the cached-run key: bump when a change makes old trained runs stale
 
 
 def make_config(scale: str, **overrides):
@@ -51,7 +51,7 @@ def check_ablation(cfg) -> None:
 def build_networks(cfg, num_classes: int) -> tuple[Generator, Discriminator]:
     check_ablation(cfg)
     G = Generator(num_classes, cfg.conv_dim, cfg.n_res_blocks, cfg.spade_hidden,
-                  scc=cfg.scc, ani=cfg.ani, lwc=cfg.lwc, mask_init=cfg.mask_init)
+                  scc=cfg.scc, ani=cfg.ani, lwc=cfg.lwc, mask_init=cfg.mask_init, upsample=cfg.upsample)
     D = Discriminator(num_classes, cfg.image_size, cfg.d_conv_dim, cfg.d_repeat)
     return G, D
 
@@ -124,6 +124,8 @@ def config_from_run(run_dir: str | Path):
     cfg, saved = read_config(run_dir, "defect_gan")
     if "mask_init" not in saved["config"]:  # runs from before the field existed: a bias-free map head
         cfg = dataclasses.replace(cfg, mask_init=None)
+    if "upsample" not in saved["config"]:  # runs from before the field existed: StarGAN's transposed convs
+        cfg = dataclasses.replace(cfg, upsample="transposed")
     return cfg, saved
 
 
