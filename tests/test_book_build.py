@@ -125,6 +125,36 @@ def test_book_executes_stale_chapters_in_parallel_after_what_they_read(tmp_path,
     assert "nothing to execute" in again[0]
 
 
+def test_a_chapter_is_re_executed_when_the_package_code_it_imports_changes(tmp_path, monkeypatch):
+    """jupyter-cache keys a chapter by its cells only; the build also compares the fingerprint of the
+    package modules the chapter imports, and names the changed file."""
+    from paper_repro.book import build
+    from paper_repro.runs import cached
+
+    root = tmp_path / "book_root"
+    (root / "book").mkdir(parents=True)
+    _with_config(root)
+    (root / "_toc.yml").write_text("format: jb-book\nroot: book/uses\nchapters:\n  - file: book/plain\n")
+    make_notebook(root / "book" / "uses.ipynb", [("markdown", "# Uses"), ("code", "%matplotlib inline\n"
+                  "from paper_repro.dadnet.losses import focal_loss\nfrom paper_repro.dadnet import dram\nprint(1)")])
+    make_notebook(root / "book" / "plain.ipynb", [("markdown", "# Plain"), ("code", "print(2)")])
+    monkeypatch.setattr(build.os, "cpu_count", lambda: 2)
+    notebook = build.read_notebook(root / "book" / "uses.ipynb")
+    assert build.chapter_modules(notebook) == ["paper_repro.dadnet", "paper_repro.dadnet.dram",
+                                               "paper_repro.dadnet.losses"]
+    assert [r.error for r in build.execute_stale(root, "smoke", jobs=2, log=lambda line: None)] == [None, None]
+    assert build.stale_chapters(root, "smoke") == []
+    real = cached._manifest
+
+    def edited(modules, exclude, folder, package):
+        return tuple((f, "edited" if f == "dadnet/losses.py" else h) for f, h in real(modules, exclude, folder, package))
+
+    monkeypatch.setattr(cached, "_manifest", edited)
+    lines: list[str] = []
+    assert build.stale_chapters(root, "smoke", log=lines.append) == [Path("book/uses.ipynb")]
+    assert lines == ["uses: re-executing, the package code it runs changed (dadnet/losses.py)"]
+
+
 def test_critical_paths_add_the_longest_chain_waiting_on_a_chapter():
     from paper_repro.book.build import critical_paths
 

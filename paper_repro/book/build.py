@@ -5,7 +5,8 @@
 
 Jupyter Book executes notebooks one after another, each with every core. This command first asks the
 book's execution cache (jupyter-cache, one per scale under ``_build/.jupyter_cache/<scale>``, keyed by
-each notebook's code) which chapters it does not hold, executes those ``--jobs`` at a time - each kernel
+each notebook's code, and each executed copy records the fingerprint of the package code it imported,
+:func:`chapter_code`) which chapters it does not hold or holds for other package code, executes those ``--jobs`` at a time - each kernel
 with ``cores / jobs`` threads, progress bars off (they are widgets a static page cannot show) - prints
 each chapter's execution time, caches the executed notebooks, then runs ``jupyter-book build``, which
 finds every chapter in the cache and only renders. A rebuild with nothing changed executes nothing.
@@ -26,6 +27,7 @@ one trains, the other waits and reads it.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import re
@@ -41,6 +43,7 @@ from paper_repro.book.reproduce import chapter_name, find_book_root, list_chapte
 from paper_repro.cli import positive_int
 from paper_repro.config import SCALE_ENV, SCALES
 from paper_repro.errors import UserError
+from paper_repro.runs.cached import changed_files, code_manifest, is_module
 
 # nbformat, yaml and jupyter-cache are imported where they are used: jupyter-cache alone takes ~2 s to
 # import, and every command of the CLI loads this module to register `book`.
@@ -218,17 +221,54 @@ def record_seconds(book_root: Path, scale: str, results: list[Executed]) -> None
     path.write_text(json.dumps(known, indent=1, sort_keys=True) + "\n")
 
 
-def stale_chapters(book_root: Path, scale: str) -> list[Path]:
-    """The chapters (reading order) whose code the cache of ``scale`` holds no executed copy of."""
+CODE_KEY = "paper_repro_code"  # the executed copy's record: the manifest of the package code it ran
+
+
+def chapter_modules(notebook) -> list[str]:
+    """The modules of this package a chapter's code cells import (shell and magic lines skipped)."""
+    modules: set[str] = set()
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        lines = [line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!"))]
+        try:
+            tree = ast.parse("\n".join(lines))
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                modules.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                modules.add(node.module)
+                modules.update(f"{node.module}.{alias.name}" for alias in node.names)  # `from pkg import module`
+    return sorted(m for m in modules if is_module(m))
+
+
+def chapter_code(notebook) -> dict[str, str]:
+    """The fingerprint of the package code a chapter runs (:func:`paper_repro.runs.cached.code_manifest`)."""
+    return code_manifest(*chapter_modules(notebook), exclude=())  # settings and verdict code change its output too
+
+
+def stale_chapters(book_root: Path, scale: str, log=None) -> list[Path]:
+    """The chapters (reading order) the cache of ``scale`` holds no executed copy of: their code cells
+    changed, or the package code they import did (``log`` is told which files)."""
     from jupyter_cache import get_cache
 
     cache = get_cache(str(cache_folder(book_root, scale)))
     stale = []
     for chapter in list_chapters(book_root):
+        notebook = read_notebook(book_root / chapter)
         try:
-            cache.match_cache_notebook(read_notebook(book_root / chapter))
+            record = cache.match_cache_notebook(notebook)
         except KeyError:
             stale.append(chapter)
+            continue
+        changed = changed_files((record.data or {}).get(CODE_KEY) or {}, chapter_code(notebook))
+        if changed:
+            stale.append(chapter)
+            if log is not None:
+                shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
+                log(f"{chapter_name(chapter)}: re-executing, the package code it runs changed ({shown})")
     return stale
 
 
@@ -253,7 +293,8 @@ def execute_chapter(book_root: Path, chapter: Path, scale: str, timeout: int | N
         last = [line for line in (result.exc_string or "").strip().splitlines() if line.strip()][-1:]
         return Executed(chapter_name(chapter), result.time, f"{chapter}: {last[0] if last else result.err}")
     cache = get_cache(str(cache_folder(book_root, scale)))
-    cache.cache_notebook_bundle(CacheBundleIn(result.nb, str(path), data={"execution_seconds": result.time}),
+    data = {"execution_seconds": result.time, CODE_KEY: chapter_code(notebook)}
+    cache.cache_notebook_bundle(CacheBundleIn(result.nb, str(path), data=data),
                                 check_validity=False, overwrite=True)
     return Executed(chapter_name(chapter), result.time)
 
@@ -262,7 +303,7 @@ def execute_stale(book_root: Path, scale: str, jobs: int, timeout: int | None = 
                   log=print) -> list[Executed]:
     """Execute every stale chapter, ``jobs`` at a time, each after the chapters it names in ``after``,
     offered in :func:`planned_order`."""
-    pending = stale_chapters(book_root, scale)
+    pending = stale_chapters(book_root, scale, log)
     if not pending:
         log(f"book ({scale}): every chapter is in the cache; nothing to execute")
         return []

@@ -23,6 +23,7 @@ from paper_repro.dadnet.networks import DADNet, predicted_mask
 from paper_repro.dadnet.pseudo import PseudoAnomalies, load_normals, sdgm_bank
 from paper_repro.data.roots import DataSource
 from paper_repro.errors import UserError
+from paper_repro.runs.cached import ensure_current
 from paper_repro.runs.checkpoints import latest_checkpoint, load_weights
 from paper_repro.runs.devices import Distributed, resolve_device, seed_everything, unwrap
 from paper_repro.runs.folders import cached_run_dir, config_from_run as read_config, run_lock
@@ -184,6 +185,7 @@ def trained_run(cfg, source: DataSource, category: str, *, pseudo: str = "dgm", 
     run_dir = cached_run_dir("dadnet", cfg, category=category, pseudo=pseudo, dram=dram, data=source.key,
                              sd_model=sd)
     with run_lock(run_dir, wait=True):  # another chapter (or GPU) may be training this very run
+        ensure_current(run_dir, [__name__], what="dadnet")  # a run of other code is retrained, naming the file
         if not is_finished(run_dir, cfg.epochs):
             dataset = pseudo_anomalies(cfg, source.root, category, pseudo, sd, device, progress)
             train(cfg, run_dir, dataset, dram=dram, device=device, resume=True, progress=progress,

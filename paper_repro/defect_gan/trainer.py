@@ -20,6 +20,7 @@ from paper_repro.defect_gan.discriminator import Discriminator
 from paper_repro.defect_gan.generator import Generator
 from paper_repro.defect_gan.losses import discriminator_loss, generator_loss
 from paper_repro.errors import UserError
+from paper_repro.runs.cached import ensure_current
 from paper_repro.runs.checkpoints import latest_checkpoint, load_weights
 from paper_repro.runs.devices import Distributed, resolve_device, seed_everything
 from paper_repro.runs.folders import cached_run_dir, config_from_run as read_config, run_lock
@@ -27,7 +28,6 @@ from paper_repro.runs.loop import TrainState, adam, fit, is_finished
 from paper_repro.runs.precision import autocast, grad_scaler, optimizer_step, resolve_precision
 
 ABLATION_FLAGS = ("scc", "ani", "lwc", "sc")
-CODE_VERSION = 2  # part of the cached-run key: bump when a change makes old trained runs stale
 
 
 def make_config(scale: str, **overrides):
@@ -150,8 +150,11 @@ def trained_run(cfg, source: DataSource, *, seed: int = 42, device: str = "cpu",
     Every chapter that asks for the same configuration, data and seed gets the same folder.
     ``relabel`` changes the training data's labels first (a variant trained under its own ``name``).
     """
-    run_dir = cached_run_dir(name, cfg, data=source.key, seed=seed, code=CODE_VERSION)
+    run_dir = cached_run_dir(name, cfg, data=source.key, seed=seed)
     with run_lock(run_dir, wait=True):  # another chapter (or GPU) may be training this very run
+        code = [__name__] + ([relabel.__module__] if relabel is not None and relabel.__module__.startswith("paper_repro")
+                             else [])
+        ensure_current(run_dir, code, what=name)  # a run of other code is retrained, saying which file changed
         if not is_finished(run_dir, cfg.iterations):
             data = load_training_data(cfg, source, seed=seed)
             data = relabel(data) if relabel is not None else data

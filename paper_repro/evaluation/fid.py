@@ -39,8 +39,9 @@ from torchmetrics.image.fid import FrechetInceptionDistance, NoTrainInceptionV3
 from paper_repro.config import get_config
 from paper_repro.data.codebrim import CODEBRIM
 from paper_repro.data.roots import DataSource
+from paper_repro.runs.cached import ensure_current
 from paper_repro.runs.checkpoints import load_weights, save_checkpoint
-from paper_repro.runs.folders import cached_run_dir, write_run_config
+from paper_repro.runs.folders import cached_run_dir, run_lock, write_run_config
 from paper_repro.runs.progress import tqdm
 from paper_repro.weights import (INCEPTION_WEIGHTS_FILE, WeightsMissing, WeightsRefused, locate_inception,
                                  one_line_reason, read_state_dict)
@@ -155,7 +156,6 @@ class ExtractorConfig:
     batch_size: int = 32
     lr: float = 1e-3
     widths: tuple[int, ...] = (16, 32, 64, 64)
-    version: int = 2  # bump when the extractor's code changes, so cached weights are not reused
 
 
 def train_in_domain_features(codebrim_root: str | Path, cfg: ExtractorConfig, seed: int = 42,
@@ -201,7 +201,9 @@ def in_domain_extractor(codebrim: DataSource, image_size: int, scale: str, seed:
     """The cached in-domain extractor for a data set at ``image_size`` (trained on first use)."""
     cfg = ExtractorConfig(image_size=image_size, epochs=get_config("gan_tables", scale).extractor_epochs)
     run_dir = cached_run_dir("fid_extractor", cfg, data=codebrim.key, seed=seed)
-    return train_in_domain_features(codebrim.root, cfg, seed, run_dir, progress)
+    with run_lock(run_dir, wait=True):  # two chapters that need it train it once
+        ensure_current(run_dir, [__name__], what="fid_extractor")  # weights of other code are retrained
+        return train_in_domain_features(codebrim.root, cfg, seed, run_dir, progress)
 
 
 def resolve_extractor(kind: str, *, codebrim: DataSource | None = None, image_size: int = 128,

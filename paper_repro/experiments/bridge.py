@@ -32,8 +32,9 @@ from paper_repro.defect_gan.control import synthesize
 from paper_repro.defect_gan.trainer import config_from_run, load_generator
 from paper_repro.evaluation.scoring import score_predictions
 from paper_repro.experiments.detectors import dadnet_config
+from paper_repro.runs.cached import ensure_current
 from paper_repro.runs.checkpoints import latest_checkpoint
-from paper_repro.runs.folders import cached_run_dir, cached_tensors
+from paper_repro.runs.folders import cached_run_dir, cached_tensors, run_lock
 from paper_repro.runs.loop import is_finished
 from paper_repro.runs.progress import tqdm
 
@@ -123,12 +124,14 @@ def train_on_defect_gan(scale: str, category: str, placement: str, generator_run
     cfg = dadnet_config(scale, seed)
     run_dir = cached_run_dir("dadnet-bridge", cfg, category=category, placement=placement,
                              generator=Path(generator_run).name, data=data.key)
-    if not is_finished(run_dir, cfg.epochs):
-        normals = load_normals(data.root, category, cfg.image_size, cfg.train_limit)
-        dataset = bank_anomalies(generator_run, normals, placement, seed, device, progress,
-                                 variants=cfg.sdgm_variants)
-        train(cfg, run_dir, dataset, dram=True, device=device, resume=True, progress=progress,
-              run_info={"category": category, "data": data.key, "data_root": str(data.root)})
+    with run_lock(run_dir, wait=True):  # two chapters asking for it train it once
+        ensure_current(run_dir, [__name__], what="dadnet-bridge")  # its code and the generator's
+        if not is_finished(run_dir, cfg.epochs):
+            normals = load_normals(data.root, category, cfg.image_size, cfg.train_limit)
+            dataset = bank_anomalies(generator_run, normals, placement, seed, device, progress,
+                                     variants=cfg.sdgm_variants)
+            train(cfg, run_dir, dataset, dram=True, device=device, resume=True, progress=progress,
+                  run_info={"category": category, "data": data.key, "data_root": str(data.root)})
     return run_dir
 
 

@@ -33,7 +33,8 @@ from paper_repro.experiments.synthesizers import (ABLATION_ROWS, converged, flag
                                                   table_config, train_variant)
 from paper_repro.results.papers import paper_table
 from paper_repro.results.reading import Effect, Spread, Verdict, improvement, spreads
-from paper_repro.runs.folders import cached_run_dir
+from paper_repro.runs.cached import ensure_current
+from paper_repro.runs.folders import cached_run_dir, run_lock
 from paper_repro.runs.progress import tqdm
 
 NO_AUGMENTATION = "None"
@@ -191,10 +192,12 @@ def synthesized_sets(scale: str, codebrim: DataSource, n_defects: int, n_normals
     for name, row in SYNTHESIZERS.items():
         run_dir = train_variant(scale, codebrim, device=device, seed=seed, progress=progress, **flags_of(row))
         folder = synthesized_set_dir(run_dir, n_defects, n_normals, seed)
-        if not (folder / "done.json").is_file():
-            data = data or load_training_data(table_config(scale), codebrim, seed=seed)
-            G = load_synthesizer(name, run_dir, row, device).generator
-            write_synthesized_set(G, data, folder, n_defects, n_normals, seed=seed, device=device)
+        with run_lock(folder, wait=True):
+            ensure_current(folder, [__name__], what="table3_synthesized")  # its code and the generator's
+            if not (folder / "done.json").is_file():
+                data = data or load_training_data(table_config(scale), codebrim, seed=seed)
+                G = load_synthesizer(name, run_dir, row, device).generator
+                write_synthesized_set(G, data, folder, n_defects, n_normals, seed=seed, device=device)
         sets[name] = _maybe_in_memory(SynthesizedSet(folder, image_size), image_size)
     return sets
 
@@ -218,9 +221,11 @@ def run_table3(scale: str, codebrim: DataSource, device: str = "cpu", seed: int 
             run_dir = cached_run_dir("detection", cfg, backbone=backbone, augmentation=augmentation,
                                      weights=weights, data=codebrim.key, seed=seed,
                                      synthesized=None if extra is None else n_def)
-            results.append(train_classifier(cfg, backbone, augmentation, train_set, real["val"], real["test"],
-                                            run_dir, source_head=extra is not None, weights=weights,
-                                            device=device, seed=seed, progress=progress))
+            with run_lock(run_dir, wait=True):  # a classifier of other code (its own, or its samples') is retrained
+                ensure_current(run_dir, [__name__], what="detection")
+                results.append(train_classifier(cfg, backbone, augmentation, train_set, real["val"], real["test"],
+                                                run_dir, source_head=extra is not None, weights=weights,
+                                                device=device, seed=seed, progress=progress))
     return results
 
 

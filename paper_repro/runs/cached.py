@@ -1,0 +1,181 @@
+"""Cached runs that cannot go stale: a run folder remembers the code that produced it.
+
+A cached run (:func:`paper_repro.runs.folders.cached_run_dir`) is keyed by its configuration. That
+alone goes stale: change ``dadnet/losses.py`` and rebuild, and the chapters read the model the *old*
+loss trained. So each cached run also records, in ``code.json``, a fingerprint of every module of this
+package that the code which trains it imports, directly or through other modules
+(:func:`code_manifest`: a static walk of the ``import`` statements, lazy imports inside functions
+included). A module's fingerprint is the hash of its syntax tree with docstrings removed
+(:func:`source_fingerprint`), so editing a comment or a docstring changes nothing and editing a line of
+code changes it.
+
+:func:`ensure_current` compares a run folder's ``code.json`` with the code on this machine before the
+run is used; when they differ it prints one line naming what changed ("retraining dadnet: dadnet/losses.py
+changed") and empties the folder, so the run is trained again from the start. Runs written before
+``code.json`` existed count as stale.
+
+Two parts of the package are left out of a cached run's manifest (:data:`NOT_FINGERPRINTED`):
+``paper_repro/config.py`` holds the settings, and the settings a run used are already its cache key (a new
+profile for one paper must not retrain the other paper's runs); ``paper_repro/results`` reads trained runs
+into tables and verdicts and never produces one. A book chapter's manifest (``paper_repro.book.build``)
+leaves nothing out: a chapter's output depends on both.
+"""
+from __future__ import annotations
+
+import ast
+import functools
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Iterable
+
+PACKAGE = "paper_repro"
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+MANIFEST = "code.json"
+NOT_FINGERPRINTED = (f"{PACKAGE}.config", f"{PACKAGE}.results")  # settings (in every key); tables and verdicts
+
+
+def _strip_docstrings(tree: ast.AST) -> ast.AST:
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
+                    and isinstance(body[0].value.value, str):
+                node.body = body[1:] or [ast.Pass()]
+    return tree
+
+
+def source_fingerprint(source: str) -> str:
+    """The hash of ``source``'s syntax tree without docstrings: comments, docstrings, blank lines and
+    formatting do not change it; any change to the code does."""
+    tree = _strip_docstrings(ast.parse(source))
+    return hashlib.sha256(ast.dump(tree, include_attributes=False).encode()).hexdigest()[:16]
+
+
+def _module_file(name: str, root: Path, package: str) -> Path | None:
+    """The file of module ``name`` (``package.a.b``) under ``root`` (the package's folder), if it is one."""
+    parts = name.split(".")
+    if parts[0] != package:
+        return None
+    base = root.joinpath(*parts[1:])
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def is_module(name: str, root: Path = PACKAGE_ROOT, package: str = PACKAGE) -> bool:
+    """Whether ``name`` is a module (or package) of ``package`` (not a function or class inside one)."""
+    return _module_file(name, root, package) is not None
+
+
+def _imports(path: Path, name: str, root: Path, package: str) -> set[str]:
+    """The modules of ``package`` that the module ``name`` (file ``path``) imports anywhere in its body."""
+    is_package = path.name == "__init__.py"
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative: from the module's own package upwards
+                anchor = name.split(".") if is_package else name.split(".")[:-1]
+                anchor = anchor[:len(anchor) - (node.level - 1)]
+                base = ".".join(anchor + ([node.module] if node.module else []))
+            else:
+                base = node.module or ""
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)  # `from pkg import module`
+    modules = set()
+    for module in found:
+        parts = module.split(".")
+        # importing a.b.c runs a/__init__, a/b/__init__ and a/b/c
+        modules.update(".".join(parts[:k]) for k in range(1, len(parts) + 1))
+    return {m for m in modules if _module_file(m, root, package) is not None}
+
+
+def code_manifest(*modules: str, exclude: tuple[str, ...] = NOT_FINGERPRINTED, root: Path = PACKAGE_ROOT,
+                  package: str = PACKAGE) -> dict[str, str]:
+    """``{relative path: fingerprint}`` of ``modules`` and every module of ``package`` they import,
+    transitively; modules in ``exclude`` (and their submodules) are neither listed nor followed."""
+    return dict(_manifest(tuple(sorted(modules)), tuple(exclude), root, package))
+
+
+def _excluded(name: str, exclude: tuple[str, ...]) -> bool:
+    return any(name == e or name.startswith(e + ".") for e in exclude)
+
+
+@functools.lru_cache(maxsize=None)
+def _manifest(modules: tuple[str, ...], exclude: tuple[str, ...], root: Path,
+              package: str) -> tuple[tuple[str, str], ...]:
+    seen: set[str] = set()
+    todo = [".".join(m.split(".")[:k]) for m in modules for k in range(1, m.count(".") + 2)]  # with its packages
+    while todo:
+        name = todo.pop()
+        if name in seen or _excluded(name, exclude):
+            continue
+        path = _module_file(name, root, package)
+        if path is None:
+            raise ValueError(f"{name}: not a module of {package} under {root}")
+        seen.add(name)
+        todo.extend(_imports(path, name, root, package) - seen)
+    entries = []
+    for name in sorted(seen):
+        path = _module_file(name, root, package)
+        entries.append((path.relative_to(root).as_posix(), source_fingerprint(path.read_text(encoding="utf-8"))))
+    return tuple(entries)
+
+
+def changed_files(recorded: dict[str, str], current: dict[str, str]) -> list[str]:
+    """The files whose fingerprint differs between two manifests (added and removed ones included)."""
+    return sorted(f for f in set(recorded) | set(current) if recorded.get(f) != current.get(f))
+
+
+def stale_reason(run_dir: str | Path, manifest: dict[str, str]) -> str | None:
+    """Why the run in ``run_dir`` was produced by other code than ``manifest`` says, or None if it was not
+    (or the folder holds nothing yet)."""
+    run_dir = Path(run_dir)
+    contents = [p for p in run_dir.iterdir() if p.name not in (".lock", MANIFEST)] if run_dir.is_dir() else []
+    if not contents:
+        return None
+    path = run_dir / MANIFEST
+    try:
+        recorded = json.loads(path.read_text())
+    except FileNotFoundError:
+        return "it was trained before runs recorded their code"
+    except (OSError, ValueError):
+        return f"its {MANIFEST} is unreadable"
+    changed = changed_files(recorded, manifest)
+    if not changed:
+        return None
+    shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
+    return f"{shown} changed"
+
+
+def ensure_current(run_dir: str | Path, modules: Iterable[str], what: str = "", *, root: Path = PACKAGE_ROOT,
+                   package: str = PACKAGE) -> Path:
+    """Make ``run_dir`` hold only a run of the current code of ``modules`` (and what they import): a run
+    of other code is announced in one line and removed, so the caller trains it again; the manifest is
+    then written. Call it while holding the folder's lock."""
+    run_dir = Path(run_dir)
+    manifest = code_manifest(*modules, root=root, package=package)
+    reason = stale_reason(run_dir, manifest)
+    if reason is not None:
+        print(f"retraining {what or run_dir.name}: {reason}")
+        for entry in run_dir.iterdir():
+            if entry.name == ".lock":
+                continue
+            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / MANIFEST
+    text = json.dumps(manifest, indent=1, sort_keys=True)
+    if not path.is_file() or path.read_text() != text:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+    return run_dir
+
+
+__all__ = ["MANIFEST", "NOT_FINGERPRINTED", "source_fingerprint", "is_module", "code_manifest", "changed_files",
+           "stale_reason", "ensure_current"]

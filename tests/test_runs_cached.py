@@ -1,0 +1,119 @@
+"""Cached runs record the code that produced them and are retrained when it changes (paper_repro.runs.cached)."""
+import json
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from paper_repro.runs import cached
+from paper_repro.runs.cached import (MANIFEST, changed_files, code_manifest, ensure_current, source_fingerprint,
+                                     stale_reason)
+
+
+def test_comments_docstrings_and_formatting_do_not_change_the_fingerprint():
+    code = 'def loss(x):\n    return x.abs().mean()\n'
+    documented = '"""A module."""\n# a comment\ndef loss(x):\n    """The L1 loss."""\n    return  x.abs().mean()  # eq. 8\n'
+    assert source_fingerprint(code) == source_fingerprint(documented)
+    assert source_fingerprint(code) != source_fingerprint(code.replace("mean", "sum"))
+    only_doc = 'def f():\n    """Only a docstring."""\n'
+    assert source_fingerprint(only_doc) == source_fingerprint("def f():\n    pass\n")
+
+
+def write_package(root: Path) -> Path:
+    """pkg/ with trainer -> losses (absolute), trainer -> .nets (relative, inside a function), and an
+    unrelated module; config is never fingerprinted under the real package name only."""
+    pkg = root / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "sub" / "__init__.py").write_text("")
+    (pkg / "sub" / "losses.py").write_text("def l1(x):\n    return x\n")
+    (pkg / "sub" / "nets.py").write_text("from pkg.sub import losses\nWIDTH = 4\n")
+    (pkg / "sub" / "trainer.py").write_text(textwrap.dedent("""\
+        from pkg.sub.losses import l1
+        def train():
+            from . import nets
+            return nets.WIDTH
+        """))
+    (pkg / "unrelated.py").write_text("X = 1\n")
+    return pkg
+
+
+def test_the_manifest_follows_imports_transitively_and_only_those(tmp_path):
+    pkg = write_package(tmp_path)
+    manifest = code_manifest("pkg.sub.trainer", root=pkg, package="pkg")
+    assert sorted(manifest) == ["__init__.py", "sub/__init__.py", "sub/losses.py", "sub/nets.py", "sub/trainer.py"]
+    with pytest.raises(ValueError, match="not a module of pkg"):
+        code_manifest("pkg.missing", root=pkg, package="pkg")
+
+
+def test_changing_a_loss_retrains_and_names_it_an_unrelated_change_does_not(tmp_path, capsys):
+    pkg = write_package(tmp_path)
+    run = tmp_path / "cache" / "runs" / "model-abc"
+
+    def use() -> bool:
+        """Open the cached run as a trainer does; True when it had to be trained."""
+        cached._manifest.cache_clear()
+        ensure_current(run, ["pkg.sub.trainer"], what="model", root=pkg, package="pkg")
+        trained = not (run / "checkpoint.safetensors").exists()
+        (run / "checkpoint.safetensors").write_bytes(b"weights")
+        return trained
+
+    assert use() and not use()  # the first use trains, the second reads
+    (pkg / "unrelated.py").write_text("X = 2\n")
+    (pkg / "sub" / "losses.py").write_text("# a new comment\ndef l1(x):\n    return x\n")
+    assert not use() and "retraining" not in capsys.readouterr().out
+    (pkg / "sub" / "losses.py").write_text("def l1(x):\n    return 2 * x\n")
+    assert use()
+    assert capsys.readouterr().out.strip() == "retraining model: sub/losses.py changed"
+    assert not use()
+
+
+def test_a_run_without_a_manifest_is_stale_and_an_empty_one_is_not(tmp_path):
+    manifest = {"a.py": "1"}
+    assert stale_reason(tmp_path / "absent", manifest) is None
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / ".lock").write_text("")
+    assert stale_reason(run, manifest) is None
+    (run / "checkpoint_00000010.safetensors").write_bytes(b"x")
+    assert stale_reason(run, manifest) == "it was trained before runs recorded their code"
+    (run / MANIFEST).write_text("{not json")
+    assert stale_reason(run, manifest) == f"its {MANIFEST} is unreadable"
+    (run / MANIFEST).write_text(json.dumps({"a.py": "1", "b.py": "2"}))
+    assert stale_reason(run, manifest) == "b.py changed"
+    assert changed_files({"a.py": "1"}, {"a.py": "2", "c.py": "3"}) == ["a.py", "c.py"]
+
+
+def test_the_real_trainers_fingerprint_their_losses_and_not_the_settings():
+    defect_gan = code_manifest("paper_repro.defect_gan.trainer")
+    dadnet = code_manifest("paper_repro.dadnet.trainer")
+    assert "defect_gan/losses.py" in defect_gan and "defect_gan/generator.py" in defect_gan
+    assert "dadnet/losses.py" in dadnet and "dadnet/dram.py" in dadnet
+    assert "dadnet/losses.py" not in defect_gan and "defect_gan/losses.py" not in dadnet
+    assert "config.py" not in defect_gan and "config.py" not in dadnet
+
+
+def test_a_smoke_dadnet_run_is_retrained_when_its_loss_changes(tmp_path, monkeypatch, capsys):
+    """The real trained_run, on the smoke data: a changed fingerprint of dadnet/losses.py retrains it."""
+    from paper_repro.config import get_config
+    from paper_repro.dadnet.trainer import trained_run
+    from paper_repro.data.roots import resolve_data
+
+    monkeypatch.setenv("PAPER_REPRO_CACHE", str(tmp_path / "cache"))
+    cfg = get_config("dadnet", "smoke")
+    source = resolve_data(None, "mvtec", "smoke", seed=42)
+    first = trained_run(cfg, source, cfg.categories[0], progress=False)
+    stamp = (first / "run.json").stat().st_mtime_ns
+    assert trained_run(cfg, source, cfg.categories[0], progress=False) == first
+    assert (first / "run.json").stat().st_mtime_ns == stamp and "retraining" not in capsys.readouterr().out
+    real = cached._manifest
+
+    def edited(modules, exclude, root, package):
+        return tuple((f, "edited" if f == "dadnet/losses.py" else h) for f, h in real(modules, exclude, root, package))
+
+    monkeypatch.setattr(cached, "_manifest", edited)
+    assert trained_run(cfg, source, cfg.categories[0], progress=False) == first
+    assert "retraining dadnet: dadnet/losses.py changed" in capsys.readouterr().out
+    assert json.loads((first / MANIFEST).read_text())["dadnet/losses.py"] == "edited"
+    shutil.rmtree(tmp_path / "cache")
