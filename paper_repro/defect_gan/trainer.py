@@ -69,6 +69,43 @@ def sample_grid(G, normals: torch.Tensor, labels: torch.Tensor, seed: int = 0) -
     return torch.cat([normals, d, n_hat])
 
 
+def generator_turn(step: int, n_critic: int) -> bool:
+    """Whether iteration ``step`` (0-based) also updates the generator: every ``n_critic``-th one (§4.1)."""
+    return (step + 1) % n_critic == 0
+
+
+def update_critic(G, D, optimizer, n, d, c, target, cfg, precision, scaler=None) -> dict[str, float]:
+    """One critic update: eq. (11) with WGAN-GP (§4.1), on normals ``n``, real defects ``d`` with labels
+    ``c`` and target labels ``target`` for the defacement; returns the logged terms. ``scaler``: the
+    float16 loss scaler of :func:`~paper_repro.runs.precision.grad_scaler` (None: a disabled one)."""
+    with autocast(precision):
+        loss, logs = discriminator_loss(G, D, n, d, c, target, cfg)
+    optimizer_step(loss, optimizer, scaler if scaler is not None else grad_scaler(precision))
+    return logs
+
+
+def update_generator(G, D, optimizer, n, d, c, target, cfg, precision, scaler=None) -> dict[str, float]:
+    """One generator update: eq. (12), both cycles; returns the logged terms (``scaler`` as above)."""
+    with autocast(precision):
+        loss, logs = generator_loss(G, D, n, d, c, target, cfg)
+    optimizer_step(loss, optimizer, scaler if scaler is not None else grad_scaler(precision))
+    return logs
+
+
+def train_step(step: int, n, d, c, G, D, opt_g, opt_d, cfg, precision, scaler_g=None, scaler_d=None) -> dict[str, float]:
+    """Iteration ``step``: the learning rate of the schedule, random target labels for the defacement (a
+    permutation of the batch's real label vectors), a critic update, and on the generator's turn
+    (:func:`generator_turn`) a generator update. Returns the logged values."""
+    target = c[torch.randperm(len(c), device="cpu").to(c.device)]  # target defect labels for n -> d
+    lr = learning_rate(step, cfg)
+    for group in opt_d.param_groups + opt_g.param_groups:
+        group["lr"] = lr
+    logs = update_critic(G, D, opt_d, n, d, c, target, cfg, precision, scaler_d)
+    if generator_turn(step, cfg.n_critic):
+        logs.update(update_generator(G, D, opt_g, n, d, c, target, cfg, precision, scaler_g))
+    return {"lr": lr, **logs}
+
+
 def train(cfg, run_dir: str | Path, data: TrainingData, *, seed: int = 42, device: str = "cpu",
           resume: bool = False, progress: bool = True, stop_at: int | None = None,
           run_info: dict | None = None, wait: bool = False) -> Path:
@@ -92,20 +129,8 @@ def train(cfg, run_dir: str | Path, data: TrainingData, *, seed: int = 42, devic
 
     def iteration(step: int) -> dict[str, float]:
         batch = data.batch(step, cfg.batch_size, dist.rank, dist.world_size)
-        n, d, c = batch.normal.to(device), batch.defect.to(device), batch.labels.to(device)
-        target = c[torch.randperm(len(c), device="cpu").to(device)]  # target defect labels for n -> d
-        lr = learning_rate(step, cfg)
-        for group in opt_d.param_groups + opt_g.param_groups:
-            group["lr"] = lr
-        with autocast(precision):  # critic update (eq. 11 with WGAN-GP)
-            loss_d, logs = discriminator_loss(G_train, D_train, n, d, c, target, cfg)
-        optimizer_step(loss_d, opt_d, scaler_d)
-        if (step + 1) % cfg.n_critic == 0:  # generator update every n_critic iterations (eq. 12)
-            with autocast(precision):
-                loss_g, g_logs = generator_loss(G_train, D_train, n, d, c, target, cfg)
-            optimizer_step(loss_g, opt_g, scaler_g)
-            logs.update(g_logs)
-        return {"lr": lr, **logs}
+        return train_step(step, batch.normal.to(device), batch.defect.to(device), batch.labels.to(device),
+                          G_train, D_train, opt_g, opt_d, cfg, precision, scaler_g, scaler_d)
 
     def sample() -> torch.Tensor:  # rows: normal, defaced, restored (Figs. 8-9), in [0, 1]
         return (sample_grid(G, fixed, fixed_labels) + 1) / 2
@@ -163,5 +188,6 @@ def trained_run(cfg, source: DataSource, *, seed: int = 42, device: str = "cpu",
     return run_dir
 
 
-__all__ = ["ABLATION_FLAGS", "make_config", "learning_rate", "build_networks", "sample_grid", "train",
+__all__ = ["ABLATION_FLAGS", "make_config", "learning_rate", "build_networks", "generator_turn", "update_critic",
+           "update_generator", "train_step", "sample_grid", "train",
            "config_from_run", "load_generator", "trained_run"]
