@@ -952,6 +952,32 @@ RUNS_CASES = section(
       ("{runjson}", "config"), ("run",)),
 )
 
+# ---- owner runs: the distributed environment (issue 29, item 4), one case per kind and trainer ------
+# torchrun's variables are read in one place (runs.devices.launch_environment); a malformed one is one
+# line before any data is loaded or any file written.
+DISTRIBUTED_ENVIRONMENTS = {  # kind: (variables, words of the line)
+    "rank-not-a-number": ({"RANK": "abc"}, ("rank='abc'", "whole number")),
+    "world-size-not-a-number": ({"WORLD_SIZE": "2x", "RANK": "0"}, ("world_size='2x'", "whole number")),
+    "world-size-without-rank": ({"WORLD_SIZE": "2"}, ("world_size=2", "rank is not set")),
+    "rank-beyond-world-size": ({"WORLD_SIZE": "2", "RANK": "5"}, ("rank=5", "below world_size=2")),
+    "negative-local-rank": ({"LOCAL_RANK": "-3"}, ("local_rank=-3", "0 or more")),
+}
+
+
+def _distributed_setup(variables: dict[str, str]):
+    def apply(c: Ctx):
+        for name, value in variables.items():
+            c.monkeypatch.setenv(name, value)
+    return apply
+
+
+for _kind, (_variables, _) in DISTRIBUTED_ENVIRONMENTS.items():
+    SETUPS[f"env_{_kind}"] = _distributed_setup(_variables)
+
+DISTRIBUTED_CASES = section("runs", *[
+    C(f"{name}-env-{kind}", f"env_{kind}", command(), 2, words, (), ("out",))
+    for kind, (_, words) in DISTRIBUTED_ENVIRONMENTS.items() for name, command in (("dgt", dgt), ("ddt", ddt))])
+
 # ---- owner weights: safe weight loading (planted pickles, weight files) ----------------------------
 WEIGHTS_CASES = section(
     "weights",
@@ -965,7 +991,7 @@ WEIGHTS_CASES = section(
     C("bl-api-pretrained-pickle", "base", py_baseline_pretrained_pickle, 2, ("backbone.pth",), (), ("marker",)),
 )
 
-CASES = CLI_CASES + DATA_CASES + RUNS_CASES + WEIGHTS_CASES
+CASES = CLI_CASES + DATA_CASES + RUNS_CASES + DISTRIBUTED_CASES + WEIGHTS_CASES
 assert len({c.id for c in CASES}) == len(CASES), "duplicate case ids"
 
 

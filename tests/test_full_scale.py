@@ -273,3 +273,55 @@ def test_written_tables_record_commit_versions_device_and_precision(tmp_path):
     assert record["provenance"]["torch"] == torch.__version__.split("+")[0] or record["provenance"]["torch"]
     assert set(provenance()) >= {"git_commit", "torch", "diffusers", "transformers", "anomalib"}
     assert "git_commit" in (tmp_path / "t4.md").read_text()
+
+
+# ---- the distributed environment: read in one place, never a switch for the lock (issue 29, item 4) -------
+@pytest.mark.parametrize("env, message", [
+    ({"RANK": "abc"}, "RANK='abc': expected a whole number"),
+    ({"WORLD_SIZE": "2"}, "WORLD_SIZE=2 but RANK is not set"),
+    ({"WORLD_SIZE": "two", "RANK": "0"}, "WORLD_SIZE='two': expected a whole number"),
+    ({"WORLD_SIZE": "2", "RANK": "2"}, "RANK=2: expected a rank below WORLD_SIZE=2"),
+    ({"LOCAL_RANK": "-1"}, "LOCAL_RANK=-1: expected 0 or more"),
+])
+def test_malformed_distributed_variables_are_one_line(env, message):
+    from paper_repro.runs.devices import launch_environment
+
+    with pytest.raises(UserError) as err:
+        launch_environment(env)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_launch_environment_of_one_process_and_of_a_group():
+    from paper_repro.runs.devices import launch_environment
+
+    assert launch_environment({}) == (1, 0, 0)
+    assert launch_environment({"RANK": "1"}) == (1, 0, 0)  # a stray RANK describes no group
+    assert launch_environment({"WORLD_SIZE": "4", "RANK": "3", "LOCAL_RANK": "1"}) == (4, 3, 1)
+
+
+@pytest.mark.parametrize("env", [{"RANK": "1"}, {"RANK": "1", "WORLD_SIZE": "1"}])
+def test_a_stray_rank_does_not_switch_the_lock_off(tmp_path, capsys, monkeypatch, env):
+    """Two trainers on one --out with RANK=1 and no process group: the second gets one refusal."""
+    out = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(out)], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(REPO), **env})
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        code = main(["defect-gan", "train", "--scale", "smoke", "--iterations", "2", "--out", str(out)])
+        err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+        assert code == 2 and len(err) == 1 and "in use by process" in err[0], err
+        assert not (out / "run.json").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_malformed_rank_stops_a_trainer_in_one_line_before_anything_is_written(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("RANK", "abc")
+    out = tmp_path / "run"
+    assert main(["defect-gan", "train", "--scale", "smoke", "--iterations", "2", "--out", str(out)]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and "RANK='abc'" in err[0], err
+    assert not (out / "run.json").exists()

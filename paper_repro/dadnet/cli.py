@@ -55,6 +55,7 @@ def _train(args: argparse.Namespace) -> int:
     from paper_repro.config import sd_model_for
     from paper_repro.dadnet.trainer import pseudo_anomalies, train
     from paper_repro.data.roots import resolve_data
+    from paper_repro.runs.devices import launch_environment
     from paper_repro.runs.folders import run_lock
 
     out = Path(args.out)
@@ -65,6 +66,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.epochs is not None:  # keep the learning-rate milestones at the same fractions of the run
         cfg = get_config("dadnet", args.scale, epochs=args.epochs, lr_milestones=tuple(
             max(1, round(m * args.epochs / cfg.epochs)) for m in cfg.lr_milestones), **overrides)
+    launch_environment()  # malformed torchrun variables stop here, in one line, before anything is loaded
     with run_lock(out):  # before anything is loaded: a second trainer on this folder stops here
         source = resolve_data(args.data, "mvtec", args.scale)
         dataset = pseudo_anomalies(cfg, source.root, args.category, args.pseudo, args.sd_model, args.device)

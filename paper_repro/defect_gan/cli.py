@@ -44,7 +44,7 @@ def cmd_train(args) -> int:
     from paper_repro.data.roots import resolve_data
     from paper_repro.defect_gan.data import load_training_data
     from paper_repro.defect_gan.trainer import make_config, train
-    from paper_repro.runs.devices import Distributed
+    from paper_repro.runs.devices import Distributed, launch_environment
     from paper_repro.runs.folders import run_lock
 
     overrides = parse_ablation(args.ablation)
@@ -60,6 +60,7 @@ def cmd_train(args) -> int:
         check_run_folder(out, "defect_gan", "--out")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    launch_environment()  # malformed torchrun variables stop here, in one line, before anything is loaded
     with run_lock(out):  # before anything is loaded: a second trainer on this folder stops here
         source = resolve_data(args.data, "codebrim", args.scale, seed=args.seed)
         data = load_training_data(cfg, source, seed=args.seed, normals_dir=args.normals_dir)

@@ -21,6 +21,40 @@ from torch.nn.parallel import DistributedDataParallel
 from paper_repro.errors import UserError
 
 
+LAUNCH_VARIABLES = ("WORLD_SIZE", "RANK", "LOCAL_RANK")  # what torchrun sets for each process
+
+
+def launch_environment(env=None) -> tuple[int, int, int]:
+    """``(world_size, rank, local_rank)`` from torchrun's variables, the one place they are read.
+
+    Unset, the process is alone: ``(1, 0, 0)``. Each variable that is set must be a whole number; with
+    ``WORLD_SIZE`` above 1, ``RANK`` must be set and lie in ``[0, WORLD_SIZE)``. Anything else is one
+    line naming the variable. A stray ``RANK`` without ``WORLD_SIZE`` describes no group: the process is
+    alone (and takes its run folder's lock like any other, :func:`paper_repro.runs.folders.run_lock`)."""
+    env = os.environ if env is None else env
+    values = {}
+    for name in LAUNCH_VARIABLES:
+        raw = env.get(name)
+        if raw is None or raw.strip() == "":
+            continue
+        try:
+            values[name] = int(raw)
+        except ValueError:
+            raise UserError(f"{name}={raw!r}: expected a whole number (torchrun sets it; unset it to run one "
+                            "process)") from None
+        if values[name] < 0:
+            raise UserError(f"{name}={raw}: expected 0 or more")
+    world_size = values.get("WORLD_SIZE", 1)
+    if world_size <= 1:
+        return 1, 0, 0
+    if "RANK" not in values:
+        raise UserError(f"WORLD_SIZE={world_size} but RANK is not set: launch with torchrun, which sets both, "
+                        "or unset WORLD_SIZE to run one process")
+    if values["RANK"] >= world_size:
+        raise UserError(f"RANK={values['RANK']}: expected a rank below WORLD_SIZE={world_size}")
+    return world_size, values["RANK"], values.get("LOCAL_RANK", 0)
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python's, NumPy's and torch's generators (all devices)."""
     random.seed(seed)
@@ -94,11 +128,10 @@ class Distributed:
 
         gloo on the CPU, nccl on CUDA. With ``WORLD_SIZE`` unset or 1, nothing is initialised.
         """
-        world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        world_size, rank, local_rank = launch_environment()
         if world_size <= 1:
             return cls()
         device = torch.device(device)
-        rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
         if not torch.distributed.is_initialized():
             backend = "nccl" if device.type == "cuda" else "gloo"
             torch.distributed.init_process_group(backend=backend, rank=rank, world_size=world_size)
@@ -143,4 +176,4 @@ def unwrap(module: nn.Module) -> nn.Module:
     return module.module if isinstance(module, DistributedDataParallel) else module
 
 
-__all__ = ["seed_everything", "ACCELERATORS", "available_devices", "resolve_device", "Distributed", "unwrap"]
+__all__ = ["LAUNCH_VARIABLES", "launch_environment", "seed_everything", "ACCELERATORS", "available_devices", "resolve_device", "Distributed", "unwrap"]

@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 import pandas as pd
 import torch
+import torch.distributed
 from safetensors.torch import load_file, save_file
 from torchvision.utils import save_image
 
@@ -132,12 +133,13 @@ def run_lock(run_dir: str | Path, wait: bool = False, poll: float = 2.0) -> Iter
     A second process asking for it gets one line naming the folder and its holder (``wait=False``, a
     user's ``--out``), or waits until the first is done (``wait=True``: a cached run another chapter is
     training). The lock dies with its process, so a killed run never leaves its folder locked; within
-    one process it is re-entrant (a cached run locks its folder, then trains in it). Under ``torchrun`` only
-    rank 0 (the one that writes) takes it.
+    one process it is re-entrant (a cached run locks its folder, then trains in it). Only a process that
+    has joined a process group as a non-zero rank skips it (rank 0 writes for the group); no environment
+    variable switches it off.
     """
     run_dir = Path(run_dir)
-    if int(os.environ.get("RANK", "0")) != 0:
-        yield run_dir
+    if torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_rank() != 0:
+        yield run_dir  # a non-zero rank of a joined group: rank 0 holds the lock for the group
         return
     created = not run_dir.exists()
     try:
