@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from paper_repro.errors import UserError
+
 SCALES = ("smoke", "demo", "full")
 SCALE_ENV = "PAPER_REPRO_SCALE"  # set by the book build for every chapter's kernel
 DEFAULT_SEED = 42  # DADNet §3.2 trains with seed 42; the whole book uses it.
@@ -47,7 +49,12 @@ def cache_dir() -> Path:
     """
     root = os.environ.get("PAPER_REPRO_CACHE") or Path.home() / ".cache" / "paper_repro"
     path = Path(root).expanduser()
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        what = "names a file, not a folder" if path.exists() and not path.is_dir() else err.strerror
+        raise UserError(f"PAPER_REPRO_CACHE={root}: {what}; point it at a folder this user can write, or unset "
+                        "it for ~/.cache/paper_repro") from None
     return path
 
 

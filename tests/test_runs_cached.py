@@ -117,3 +117,48 @@ def test_a_smoke_dadnet_run_is_retrained_when_its_loss_changes(tmp_path, monkeyp
     assert "retraining dadnet: dadnet/losses.py changed" in capsys.readouterr().out
     assert json.loads((first / MANIFEST).read_text())["dadnet/losses.py"] == "edited"
     shutil.rmtree(tmp_path / "cache")
+
+
+def test_a_cache_that_names_a_file_is_one_line(tmp_path, monkeypatch):
+    from paper_repro.cli import main
+    from paper_repro.config import cache_dir
+    from paper_repro.errors import UserError
+
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    monkeypatch.setenv("PAPER_REPRO_CACHE", str(afile))
+    with pytest.raises(UserError, match="names a file, not a folder"):
+        cache_dir()
+    assert afile.read_text() == "not a folder"
+
+
+def test_a_finished_run_in_a_read_only_cache_is_read_and_a_stale_one_refused(tmp_path, monkeypatch):
+    """The chapter API's path (trained_run) on a read-only cache: a current run is read without its lock;
+    a run of other code cannot be retrained there and says so in one line, touching nothing. (Read-only
+    is simulated: the tests run as root, whom permissions do not stop.)"""
+    import errno
+
+    from paper_repro.config import get_config
+    from paper_repro.dadnet.trainer import trained_run
+    from paper_repro.data.roots import resolve_data
+    from paper_repro.errors import UserError
+    from paper_repro.runs import folders
+
+    monkeypatch.setenv("PAPER_REPRO_CACHE", str(tmp_path / "cache"))
+    cfg = get_config("dadnet", "smoke")
+    source = resolve_data(None, "mvtec", "smoke", seed=42)
+    run = trained_run(cfg, source, cfg.categories[0], progress=False)
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+
+    def read_only(path):
+        raise PermissionError(errno.EROFS, "Read-only file system", str(path))
+
+    monkeypatch.setattr(folders, "_open_lock", read_only)
+    monkeypatch.setattr(cached.os, "access", lambda path, mode: False)
+    assert trained_run(cfg, source, cfg.categories[0], progress=False) == run
+    real = cached._manifest
+    monkeypatch.setattr(cached, "_manifest", lambda *a: tuple((f, "x") for f, _ in real(*a)))
+    with pytest.raises(UserError, match="the folder is read-only") as err:
+        trained_run(cfg, source, cfg.categories[0], progress=False)
+    assert "\n" not in str(err.value)
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before

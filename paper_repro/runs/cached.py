@@ -26,9 +26,12 @@ import ast
 import functools
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Iterable
+
+from paper_repro.errors import UserError
 
 PACKAGE = "paper_repro"
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
@@ -161,6 +164,9 @@ def ensure_current(run_dir: str | Path, modules: Iterable[str], what: str = "", 
     run_dir = Path(run_dir)
     manifest = code_manifest(*modules, root=root, package=package)
     reason = stale_reason(run_dir, manifest)
+    if reason is not None and not os.access(run_dir, os.W_OK):
+        raise UserError(f"{run_dir}: cannot retrain {what or 'this run'} ({reason}): the folder is read-only; "
+                        "make it writable, or point PAPER_REPRO_CACHE at a writable folder")
     if reason is not None:
         print(f"retraining {what or run_dir.name}: {reason}")
         for entry in run_dir.iterdir():

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import dataclasses
 import fcntl
 import hashlib
@@ -155,7 +156,14 @@ def run_lock(run_dir: str | Path, wait: bool = False, poll: float = 2.0) -> Iter
             _HELD_LOCKS[key] -= 1
         return
     lock_path = run_dir / ".lock"
-    with open(lock_path, "a+") as handle:
+    try:
+        handle = _open_lock(lock_path)
+    except OSError as err:
+        if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS) and not created:
+            yield run_dir  # a read-only folder: no process can write into it, so reading it needs no lock
+            return
+        raise UserError(f"{lock_path}: cannot create the run's lock file ({err.strerror})") from None
+    with handle:
         while True:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -182,6 +190,10 @@ def run_lock(run_dir: str | Path, wait: bool = False, poll: float = 2.0) -> Iter
             if created and [p.name for p in run_dir.iterdir()] == [".lock"]:  # nothing was written: leave no trace
                 lock_path.unlink(missing_ok=True)
                 run_dir.rmdir()
+
+
+def _open_lock(path: Path):
+    return open(path, "a+")
 
 
 def config_hash(config: Any, **extra: Any) -> str:
