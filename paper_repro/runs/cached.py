@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Iterable
 
 from paper_repro.errors import UserError
+from paper_repro.runs.checkpoints import DamagedCheckpoint, latest_checkpoint, verify_checkpoint
 
 PACKAGE = "paper_repro"
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
@@ -156,11 +157,35 @@ def stale_reason(run_dir: str | Path, manifest: dict[str, str]) -> str | None:
     return f"{shown} changed"
 
 
+def _drop_damaged(run_dir: Path, what: str) -> None:
+    """Verify the weights a reader of ``run_dir`` would load (its latest checkpoint, and any other weight
+    file); a damaged one is announced and removed, so training resumes from the checkpoint before it (or
+    starts again) and rebuilds it."""
+    while True:
+        weights = [p for p in run_dir.glob("*.safetensors") if not p.name.startswith("checkpoint_")]
+        latest = latest_checkpoint(run_dir)
+        damaged = None
+        for path in weights + ([latest] if latest is not None else []):
+            try:
+                verify_checkpoint(path)
+            except DamagedCheckpoint as err:
+                damaged = (path, err)
+                break
+        if damaged is None:
+            return
+        path, err = damaged
+        if not os.access(run_dir, os.W_OK):
+            raise UserError(f"{err}; the folder is read-only, so it cannot be rebuilt: make it writable") from None
+        print(f"rebuilding {what}: {path.name} is damaged")
+        path.unlink()
+
+
 def ensure_current(run_dir: str | Path, modules: Iterable[str], what: str = "", *, root: Path = PACKAGE_ROOT,
                    package: str = PACKAGE) -> Path:
     """Make ``run_dir`` hold only a run of the current code of ``modules`` (and what they import): a run
-    of other code is announced in one line and removed, so the caller trains it again; the manifest is
-    then written. Call it while holding the folder's lock."""
+    of other code is announced in one line and removed, so the caller trains it again; a damaged weight
+    file is announced and removed, so the caller rebuilds it; the manifest is then written. Call it while
+    holding the folder's lock."""
     run_dir = Path(run_dir)
     manifest = code_manifest(*modules, root=root, package=package)
     reason = stale_reason(run_dir, manifest)
@@ -174,6 +199,7 @@ def ensure_current(run_dir: str | Path, modules: Iterable[str], what: str = "", 
                 continue
             shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
     run_dir.mkdir(parents=True, exist_ok=True)
+    _drop_damaged(run_dir, what or run_dir.name)
     path = run_dir / MANIFEST
     text = json.dumps(manifest, indent=1, sort_keys=True)
     if not path.is_file() or path.read_text() != text:

@@ -8,6 +8,7 @@ writes goes through :func:`atomic_write`: a crash never leaves half a file behin
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import random
@@ -172,6 +173,39 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
 # ------------------------------------------------------------------------------------------
 # Save and load
 # ------------------------------------------------------------------------------------------
+DIGEST_KEY = "sha256"  # the checkpoint's metadata: a digest of its tensors, checked on every load
+
+
+def tensor_digest(tensors: Mapping[str, torch.Tensor]) -> str:
+    """sha256 over the tensors' names, dtypes, shapes and bytes (sorted by name): any flipped byte in a
+    tensor changes it."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+class DamagedCheckpoint(UserError):
+    """A checkpoint whose bytes are not what was written (a flipped bit, a truncated copy)."""
+
+
+def verify_checkpoint(path: str | Path) -> None:
+    """Raise :class:`DamagedCheckpoint` (one line naming the file) unless ``path`` reads back with the
+    digest it was written with. Checkpoints written before digests existed pass when they parse."""
+    path = Path(path)
+    try:
+        tensors = load_file(str(path), device="cpu")
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+    except (OSError, ValueError, SafetensorError) as err:
+        raise DamagedCheckpoint(f"{path}: damaged checkpoint, it cannot be read ({err})") from None
+    expected = metadata.get(DIGEST_KEY)
+    if expected is not None and tensor_digest(tensors) != expected:
+        raise DamagedCheckpoint(f"{path}: damaged checkpoint, its tensors do not match the digest written with them")
+
+
 def save_checkpoint(path: str | Path, *, modules: Mapping[str, nn.Module],
                     optimizers: Mapping[str, torch.optim.Optimizer] | None = None,
                     schedulers: Mapping[str, Any] | None = None,
@@ -198,6 +232,7 @@ def save_checkpoint(path: str | Path, *, modules: Mapping[str, nn.Module],
         "rng": rng_state(),
     }
     metadata = {"state": json.dumps(_flatten_state("state", state, tensors))}
+    metadata[DIGEST_KEY] = tensor_digest(tensors)
     return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
@@ -218,6 +253,8 @@ def load_checkpoint(path: str | Path, *, modules: Mapping[str, nn.Module],
         state = _unflatten_state(json.loads(metadata["state"]), tensors)
     except (OSError, ValueError, KeyError, SafetensorError) as err:
         raise UserError(f"{path}: not a readable paper_repro checkpoint ({err})") from err
+    if DIGEST_KEY in metadata and tensor_digest(tensors) != metadata[DIGEST_KEY]:
+        raise DamagedCheckpoint(f"{path}: damaged checkpoint, its tensors do not match the digest written with them")
     for name, module in modules.items():
         prefix = f"model.{name}."
         weights = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
@@ -254,5 +291,6 @@ def load_weights(path: str | Path, modules: Mapping[str, nn.Module]) -> dict[str
 __all__ = [
     "TMP_SUFFIX", "current_umask", "atomic_write", "checkpoint_path", "checkpoints", "latest_checkpoint",
     "prune_checkpoints", "kept_checkpoints", "remove_stale_temporaries", "rng_state", "set_rng_state",
-    "save_checkpoint", "load_checkpoint", "load_weights",
+    "DIGEST_KEY", "tensor_digest", "DamagedCheckpoint", "verify_checkpoint", "save_checkpoint", "load_checkpoint",
+    "load_weights",
 ]
