@@ -136,12 +136,16 @@ LOCK_HOLDER = textwrap.dedent("""
 """)
 
 
-def test_a_second_trainer_on_one_folder_gets_one_line_and_exit_2(tmp_path, capsys):
-    out = tmp_path / "run"
+def assert_second_trainer_refused(out, capsys, env=None, monkeypatch=None) -> None:
+    """Another process holds ``out``'s lock (with ``env`` in its environment, and in ours): a trainer on
+    ``out`` gets one line and exit 2, and writes nothing."""
+    env = env or {}
     holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(out)], stdout=subprocess.PIPE, text=True,
-                              env={**os.environ, "PYTHONPATH": str(REPO)})
+                              env={**os.environ, "PYTHONPATH": str(REPO), **env})
     try:
         assert holder.stdout.readline().strip() == "locked"
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
         code = main(["defect-gan", "train", "--scale", "smoke", "--iterations", "2", "--out", str(out)])
         err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
         assert code == 2 and len(err) == 1 and "in use by process" in err[0], err
@@ -149,6 +153,11 @@ def test_a_second_trainer_on_one_folder_gets_one_line_and_exit_2(tmp_path, capsy
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_second_trainer_on_one_folder_gets_one_line_and_exit_2(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert_second_trainer_refused(out, capsys)
     with run_lock(out):  # the lock died with its process
         pass
 
@@ -302,20 +311,7 @@ def test_the_launch_environment_of_one_process_and_of_a_group():
 @pytest.mark.parametrize("env", [{"RANK": "1"}, {"RANK": "1", "WORLD_SIZE": "1"}])
 def test_a_stray_rank_does_not_switch_the_lock_off(tmp_path, capsys, monkeypatch, env):
     """Two trainers on one --out with RANK=1 and no process group: the second gets one refusal."""
-    out = tmp_path / "run"
-    holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(out)], stdout=subprocess.PIPE, text=True,
-                              env={**os.environ, "PYTHONPATH": str(REPO), **env})
-    try:
-        assert holder.stdout.readline().strip() == "locked"
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        code = main(["defect-gan", "train", "--scale", "smoke", "--iterations", "2", "--out", str(out)])
-        err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-        assert code == 2 and len(err) == 1 and "in use by process" in err[0], err
-        assert not (out / "run.json").exists()
-    finally:
-        holder.kill()
-        holder.wait()
+    assert_second_trainer_refused(tmp_path / "run", capsys, env, monkeypatch)
 
 
 def test_a_malformed_rank_stops_a_trainer_in_one_line_before_anything_is_written(tmp_path, capsys, monkeypatch):

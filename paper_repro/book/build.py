@@ -43,7 +43,7 @@ from paper_repro.book.reproduce import chapter_name, find_book_root, list_chapte
 from paper_repro.cli import positive_int
 from paper_repro.config import SCALE_ENV, SCALES
 from paper_repro.errors import UserError
-from paper_repro.runs.cached import changed_files, code_manifest, is_module
+from paper_repro.runs.cached import changed_files, code_manifest, is_module, listed
 
 # nbformat, yaml and jupyter-cache are imported where they are used: jupyter-cache alone takes ~2 s to
 # import, and every command of the CLI loads this module to register `book`.
@@ -267,8 +267,7 @@ def stale_chapters(book_root: Path, scale: str, log=None) -> list[Path]:
         if changed:
             stale.append(chapter)
             if log is not None:
-                shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
-                log(f"{chapter_name(chapter)}: re-executing, the package code it runs changed ({shown})")
+                log(f"{chapter_name(chapter)}: re-executing, the package code it runs changed ({listed(changed)})")
     return stale
 
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Iterable
 
 from paper_repro.errors import UserError
-from paper_repro.runs.checkpoints import DamagedCheckpoint, latest_checkpoint, verify_checkpoint
+from paper_repro.runs.checkpoints import DamagedCheckpoint, atomic_write, latest_checkpoint, verify_checkpoint
 
 PACKAGE = "paper_repro"
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
@@ -136,6 +136,11 @@ def changed_files(recorded: dict[str, str], current: dict[str, str]) -> list[str
     return sorted(f for f in set(recorded) | set(current) if recorded.get(f) != current.get(f))
 
 
+def listed(files: list[str], shown: int = 3) -> str:
+    """``a, b, c and 2 more``: the first ``shown`` files of a list, for a one-line message."""
+    return ", ".join(files[:shown]) + (f" and {len(files) - shown} more" if len(files) > shown else "")
+
+
 def stale_reason(run_dir: str | Path, manifest: dict[str, str]) -> str | None:
     """Why the run in ``run_dir`` was produced by other code than ``manifest`` says, or None if it was not
     (or the folder holds nothing yet)."""
@@ -151,10 +156,7 @@ def stale_reason(run_dir: str | Path, manifest: dict[str, str]) -> str | None:
     except (OSError, ValueError):
         return f"its {MANIFEST} is unreadable"
     changed = changed_files(recorded, manifest)
-    if not changed:
-        return None
-    shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
-    return f"{shown} changed"
+    return f"{listed(changed)} changed" if changed else None
 
 
 def _drop_damaged(run_dir: Path, what: str) -> None:
@@ -203,11 +205,9 @@ def ensure_current(run_dir: str | Path, modules: Iterable[str], what: str = "", 
     path = run_dir / MANIFEST
     text = json.dumps(manifest, indent=1, sort_keys=True)
     if not path.is_file() or path.read_text() != text:
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
+        atomic_write(path, lambda tmp: Path(tmp).write_text(text))
     return run_dir
 
 
-__all__ = ["MANIFEST", "NOT_FINGERPRINTED", "source_fingerprint", "is_module", "code_manifest", "changed_files",
+__all__ = ["MANIFEST", "NOT_FINGERPRINTED", "source_fingerprint", "is_module", "code_manifest", "changed_files", "listed",
            "stale_reason", "ensure_current"]

@@ -191,6 +191,12 @@ class DamagedCheckpoint(UserError):
     """A checkpoint whose bytes are not what was written (a flipped bit, a truncated copy)."""
 
 
+def _check_digest(path: Path, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> None:
+    expected = metadata.get(DIGEST_KEY)
+    if expected is not None and tensor_digest(tensors) != expected:
+        raise DamagedCheckpoint(f"{path}: damaged checkpoint, its tensors do not match the digest written with them")
+
+
 def verify_checkpoint(path: str | Path) -> None:
     """Raise :class:`DamagedCheckpoint` (one line naming the file) unless ``path`` reads back with the
     digest it was written with. Checkpoints written before digests existed pass when they parse."""
@@ -201,9 +207,7 @@ def verify_checkpoint(path: str | Path) -> None:
             metadata = handle.metadata() or {}
     except (OSError, ValueError, SafetensorError) as err:
         raise DamagedCheckpoint(f"{path}: damaged checkpoint, it cannot be read ({err})") from None
-    expected = metadata.get(DIGEST_KEY)
-    if expected is not None and tensor_digest(tensors) != expected:
-        raise DamagedCheckpoint(f"{path}: damaged checkpoint, its tensors do not match the digest written with them")
+    _check_digest(path, tensors, metadata)
 
 
 def save_checkpoint(path: str | Path, *, modules: Mapping[str, nn.Module],
@@ -253,8 +257,7 @@ def load_checkpoint(path: str | Path, *, modules: Mapping[str, nn.Module],
         state = _unflatten_state(json.loads(metadata["state"]), tensors)
     except (OSError, ValueError, KeyError, SafetensorError) as err:
         raise UserError(f"{path}: not a readable paper_repro checkpoint ({err})") from err
-    if DIGEST_KEY in metadata and tensor_digest(tensors) != metadata[DIGEST_KEY]:
-        raise DamagedCheckpoint(f"{path}: damaged checkpoint, its tensors do not match the digest written with them")
+    _check_digest(path, tensors, metadata)
     for name, module in modules.items():
         prefix = f"model.{name}."
         weights = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
