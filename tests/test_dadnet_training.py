@@ -92,11 +92,19 @@ import sys, torch
 from paper_repro.config import get_config
 from paper_repro.dadnet.trainer import pseudo_anomalies, train
 from paper_repro.data.roots import resolve_data
+from paper_repro.runs.devices import Distributed
+shares, wrapped = [], []
+share, wrap = Distributed.per_rank_batch, Distributed.wrap
+Distributed.per_rank_batch = lambda self, b: shares.append(share(self, b)) or shares[-1]
+Distributed.wrap = lambda self, m, **kw: wrapped.append(wrap(self, m, **kw)) or wrapped[-1]
 cfg = get_config("dadnet", "smoke", image_size=32, recon_width=4, disc_width=4, batch_size=4, epochs=1,
                  eval_mode_reconstruction=True)
 run = sys.argv[1]
 data = pseudo_anomalies(cfg, resolve_data(None, "mvtec", "smoke").root, "tile", "dgm", progress=False)
 train(cfg, run, data, progress=False)
+assert shares == [2], shares    # the paper's batch shared by the two processes, not 4 each
+norms = [type(m).__name__ for w in wrapped for m in w.modules() if "BatchNorm" in type(m).__name__]
+assert norms and set(norms) == {"BatchNorm2d"}, norms   # SyncBatchNorm only on CUDA (DDP refuses it on the CPU)
 rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
 print("DDP-OK", rank)
 """

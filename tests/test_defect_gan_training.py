@@ -72,8 +72,23 @@ DDP_SCRIPT = textwrap.dedent("""
         wrapped.append(out)
         return out
     Distributed.wrap = wrap
-    cfg = trainer.make_config("smoke", iterations=5, checkpoint_every=5, sample_every=5, log_every=1)
-    trainer.train(cfg, sys.argv[1], tiny_data(), progress=False)
+    cfg = trainer.make_config("smoke", iterations=5, checkpoint_every=5, sample_every=5, log_every=1, batch_size=4)
+    data = tiny_data()
+    drawn = []
+    sampler = data.normal_sampler
+    original_indices = sampler.indices
+    def indices(step, batch_size, rank=0, world_size=1):
+        out = original_indices(step, batch_size, rank, world_size)
+        drawn.append((step, out))
+        return out
+    sampler.indices = indices
+    trainer.train(cfg, sys.argv[1], data, progress=False)
+    # the paper's batch of 4 is shared: 2 images a process, and both processes' images of a step are
+    # exactly the batch one process would draw
+    assert drawn and all(len(i) == 2 for _, i in drawn), drawn
+    first = [None, None]
+    torch.distributed.all_gather_object(first, [i for s, i in drawn if s == 0][0])
+    assert sorted(first[0] + first[1]) == sorted(original_indices(0, 4)), (first, original_indices(0, 4))
     assert all(isinstance(m, torch.nn.parallel.DistributedDataParallel) for m in wrapped), wrapped
     flat = torch.cat([p.detach().flatten() for m in wrapped for p in m.parameters()])
     gathered = [torch.zeros_like(flat) for _ in range(2)]

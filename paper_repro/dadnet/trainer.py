@@ -99,7 +99,7 @@ def train(cfg, run_dir: str | Path, dataset: PseudoAnomalies, *, dram: bool = Tr
     # one sampler for one or many processes: each rank reads its share, reshuffled per epoch
     sampler = DistributedSampler(dataset, num_replicas=dist.world_size, rank=dist.rank, shuffle=True,
                                  seed=cfg.seed, drop_last=True)
-    per_rank = max(1, cfg.batch_size // dist.world_size)
+    per_rank = dist.per_rank_batch(cfg.batch_size)  # K processes share the paper's batch of 8
     loader = DataLoader(dataset, batch_size=per_rank, sampler=sampler, drop_last=len(dataset) > per_rank)
 
     # channels-last weights and fused Adam: measured 0.35 -> 0.21 s a demo step on the CPU, same maths
@@ -111,7 +111,8 @@ def train(cfg, run_dir: str | Path, dataset: PseudoAnomalies, *, dram: bool = Tr
     scalers = {name: grad_scaler(precision) for name in opts}
     state = TrainState({"reconstructive": model.reconstructive, "discriminative": model.discriminative},
                        opts, scheds, scalers)
-    recon, disc = dist.wrap(model.reconstructive), dist.wrap(model.discriminative)
+    # BatchNorm over the whole batch on K GPUs, as on the paper's one (SyncBatchNorm; on the CPU, per process)
+    recon, disc = dist.wrap(model.reconstructive, sync_batchnorm=True), dist.wrap(model.discriminative, sync_batchnorm=True)
     info = {"paper": "dadnet", "pseudo": dataset.source, "dram": dram, "precision": precision.name,
             **(run_info or {})}
     n_shown = min(4, len(dataset))

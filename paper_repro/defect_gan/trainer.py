@@ -123,12 +123,13 @@ def train(cfg, run_dir: str | Path, data: TrainingData, *, seed: int = 42, devic
     opt_d = adam(D.parameters(), cfg.lr, device, betas=cfg.betas, fused=False)
     scaler_g, scaler_d = grad_scaler(precision), grad_scaler(precision)
     state = TrainState({"G": G, "D": D}, {"G": opt_g, "D": opt_d}, scalers={"G": scaler_g, "D": scaler_d})
-    G_train, D_train = dist.wrap(G), dist.wrap(D)
+    G_train, D_train = dist.wrap(G), dist.wrap(D)   # no BatchNorm in either (InstanceNorm, SPADE)
+    per_rank = dist.per_rank_batch(cfg.batch_size)  # K processes share the paper's batch of 4
     fixed = data.fixed_normals(8).to(device)
     fixed_labels = data.labels[torch.arange(len(fixed)) % len(data.labels)].to(device)
 
     def iteration(step: int) -> dict[str, float]:
-        batch = data.batch(step, cfg.batch_size, dist.rank, dist.world_size)
+        batch = data.batch(step, per_rank, dist.rank, dist.world_size)
         return train_step(step, batch.normal.to(device), batch.defect.to(device), batch.labels.to(device),
                           G_train, D_train, opt_g, opt_d, cfg, precision, scaler_g, scaler_d)
 

@@ -146,11 +146,26 @@ class Distributed:
             return torch.device("cuda", self.local_rank)
         return device
 
-    def wrap(self, module: nn.Module) -> nn.Module:
-        """``DistributedDataParallel(module)`` in a group, else ``module`` itself."""
+    def per_rank_batch(self, global_batch: int) -> int:
+        """This process's share of the paper's batch: ``global_batch / world_size`` exactly, so a run on K
+        GPUs takes the same optimiser steps over the same batches as the paper's one GPU, and its
+        learning rate stays the paper's. A batch that does not split evenly is one line."""
+        if global_batch % self.world_size:
+            fits = [str(k) for k in range(1, global_batch + 1) if global_batch % k == 0]
+            raise UserError(f"the batch of {global_batch} does not split evenly over {self.world_size} processes: run "
+                            f"on {', '.join(fits)} GPU(s), so that each takes an equal share of the paper's batch")
+        return global_batch // self.world_size
+
+    def wrap(self, module: nn.Module, sync_batchnorm: bool = False) -> nn.Module:
+        """``DistributedDataParallel(module)`` in a group, else ``module`` itself. ``sync_batchnorm``: its
+        BatchNorm layers become SyncBatchNorm on CUDA, so their statistics are those of the whole batch, as
+        on one GPU (in place: the module keeps its identity and its checkpoint keys). DDP accepts
+        SyncBatchNorm on GPU modules only, so on the CPU (gloo) each process normalises over its share."""
         if not self.enabled:
             return module
         device = next(module.parameters()).device
+        if sync_batchnorm and device.type == "cuda":
+            module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
         device_ids = [device.index] if device.type == "cuda" else None
         return DistributedDataParallel(module, device_ids=device_ids)
 
