@@ -14,15 +14,11 @@ learning rate, is explained beside it.
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from paper_repro.errors import UserError
 
 SCALES = ("smoke", "demo", "full")
-SCALE_ENV = "PAPER_REPRO_SCALE"  # set by the book build for every chapter's kernel
 DEFAULT_SEED = 42  # DADNet §3.2 trains with seed 42; the whole book uses it.
 
 
@@ -31,31 +27,6 @@ def check_scale(scale: str) -> str:
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}: expected one of {', '.join(SCALES)}")
     return scale
-
-
-def default_scale() -> str:
-    """The scale a chapter runs at when nobody injects one: ``$PAPER_REPRO_SCALE`` or ``smoke``.
-
-    The book command sets ``PAPER_REPRO_SCALE=demo``; nbval and a plain ``jupyter`` session get
-    ``smoke``; papermill (``python -m paper_repro reproduce``) injects the scale as a parameter.
-    """
-    return check_scale(os.environ.get(SCALE_ENV, "smoke"))
-
-
-def cache_dir() -> Path:
-    """Where expensive artefacts (generated data sets, shared trained runs) are cached.
-
-    ``$PAPER_REPRO_CACHE`` if set (the Makefile sets ``<repo>/.cache``), else ``~/.cache/paper_repro``.
-    """
-    root = os.environ.get("PAPER_REPRO_CACHE") or Path.home() / ".cache" / "paper_repro"
-    path = Path(root).expanduser()
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        what = "names a file, not a folder" if path.exists() and not path.is_dir() else err.strerror
-        raise UserError(f"PAPER_REPRO_CACHE={root}: {what}; point it at a folder this user can write, or unset "
-                        "it for ~/.cache/paper_repro") from None
-    return path
 
 
 # SDGM checkpoints that are names, not folders or model ids
@@ -378,21 +349,13 @@ DRY_RUN_CAPS: dict[str, dict[str, Any]] = {
                       fastflow_epochs=1, rd_epochs=1, stfpm_epochs=1),
     "bundled_data": dict(n_train=16, n_test=2, codebrim_train=24, codebrim_test=8),
 }
-DRY_RUN_ENV = "PAPER_REPRO_DRY_RUN"     # set by `reproduce --dry-run` for the chapters it runs
-PRECISION_ENV = "PAPER_REPRO_PRECISION"  # set by `reproduce --precision`: every training run's precision
-SD_MODEL_ENV = "PAPER_REPRO_SD_MODEL"    # set by `reproduce --sd-model` or a chapter's sd_model: SDGM's checkpoint
 
 
 def sd_model_for(cfg: "DADNetConfig", override: str | None = None) -> str:
-    """The SDGM checkpoint a DADNet run uses: ``override`` (``--sd-model``), else ``$PAPER_REPRO_SD_MODEL``
-    (which a chapter's ``sd_model`` parameter and ``reproduce --sd-model`` set), else the scale's
-    ``cfg.sd_model_id`` (the real Stable Diffusion inpainting at ``full``)."""
-    return override or os.environ.get(SD_MODEL_ENV) or cfg.sd_model_id
-
-
-def dry_run_active() -> bool:
-    """Whether this process runs a dry run of the batch (``full`` profiles capped by :data:`DRY_RUN_CAPS`)."""
-    return os.environ.get(DRY_RUN_ENV, "") not in ("", "0")
+    """The SDGM checkpoint a DADNet run uses: ``override`` (``--sd-model``), else ``cfg.sd_model_id`` (the
+    real Stable Diffusion inpainting at ``full``; a run context's ``sd_model`` is set there,
+    :meth:`paper_repro.context.RunContext.config`)."""
+    return override or cfg.sd_model_id
 
 
 def scale_overrides(profile: str, scale: str) -> dict[str, Any]:
@@ -408,16 +371,11 @@ def get_config(profile: str, scale: str, **overrides: Any):
     """The configuration ``profile`` (e.g. ``defect_gan``, ``dadnet``, ``baselines``) at ``scale``.
 
     Keyword ``overrides`` win over the scale profile, e.g. ``get_config("dadnet", "demo", epochs=5)``.
-    In a dry run the ``full`` profile's counts are capped (:data:`DRY_RUN_CAPS`); ``$PAPER_REPRO_PRECISION``
-    sets the precision of every profile that has one.
+    A pure function of its arguments: what a process was asked for besides (a dry run's caps, a precision,
+    an SDGM checkpoint) is added by its run context (:meth:`paper_repro.context.RunContext.config`).
     """
     changes = scale_overrides(profile, scale)
-    if scale == "full" and dry_run_active():
-        changes = {**changes, **DRY_RUN_CAPS.get(profile, {})}
-    kind = PROFILES[profile][0]
-    if os.environ.get(PRECISION_ENV) and "precision" in {f.name for f in dataclasses.fields(kind)}:
-        changes = {**changes, "precision": os.environ[PRECISION_ENV]}
-    return dataclasses.replace(kind(), **{**changes, **overrides})
+    return dataclasses.replace(PROFILES[profile][0](), **{**changes, **overrides})
 
 
 def config_table(profile: str) -> list[dict[str, Any]]:
@@ -430,9 +388,9 @@ def config_table(profile: str) -> list[dict[str, Any]]:
 
 
 __all__ = [
-    "SCALES", "DEFAULT_SEED", "check_scale", "default_scale", "cache_dir",
+    "SCALES", "DEFAULT_SEED", "check_scale",
     "DefectGANConfig", "DetectionConfig", "DADNetConfig", "GANTablesConfig", "BaselinesConfig",
-    "BundledDataConfig", "PROFILES", "PROFILE_BASES", "DRY_RUN_CAPS", "DRY_RUN_ENV", "PRECISION_ENV", "SD_MODEL_ENV", "TINY_SD_MODEL",
+    "BundledDataConfig", "PROFILES", "PROFILE_BASES", "DRY_RUN_CAPS", "TINY_SD_MODEL",
     "STANDIN_SD_MODEL",
-    "sd_model_for", "dry_run_active", "scale_overrides", "get_config", "config_table",
+    "sd_model_for", "scale_overrides", "get_config", "config_table",
 ]

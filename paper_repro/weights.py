@@ -42,7 +42,6 @@ fails on its keys or shapes. (The tests rely on this: they plant random stand-in
 """
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Mapping
@@ -57,10 +56,11 @@ from huggingface_hub.utils import validate_repo_id
 from safetensors.torch import load_file
 from torch import nn
 
+from paper_repro.environment import BACKBONE_WEIGHTS_ENV, INCEPTION_WEIGHTS_ENV, environment
 from paper_repro.errors import UserError
 
-BACKBONE_WEIGHTS_ENV = "PAPER_REPRO_BACKBONE_WEIGHTS"  # a folder holding torchvision's weight files
-INCEPTION_WEIGHTS_ENV = "PAPER_REPRO_INCEPTION_WEIGHTS"  # the Inception-v3 FID weights file
+# $PAPER_REPRO_BACKBONE_WEIGHTS: a folder holding torchvision's weight files; $PAPER_REPRO_INCEPTION_WEIGHTS:
+# the Inception-v3 FID weights file (read, like every PAPER_REPRO_* variable, by paper_repro.context)
 
 # torch-fidelity 0.4.0, torch_fidelity/feature_extractor_inceptionv3.py, URL_INCEPTION_V3 (lines 19-21):
 # the TensorFlow FID Inception (2015-12-05) converted to PyTorch, what the paper's FIDs were computed on.
@@ -185,7 +185,8 @@ def locate_torchvision(name: str, weights: str | Path = "DEFAULT") -> Path:
     url = torchvision_url(name, str(weights))
     filename = url.rsplit("/", 1)[-1]
     hub = Path(torch.hub.get_dir()) / "checkpoints"
-    folders = [Path(os.environ[BACKBONE_WEIGHTS_ENV]).expanduser()] if os.environ.get(BACKBONE_WEIGHTS_ENV) else []
+    given = environment().backbone_weights
+    folders = [Path(given).expanduser()] if given else []
     for folder in folders + [hub]:
         if (folder / filename).is_file():
             return folder / filename
@@ -226,7 +227,7 @@ def locate_inception(path: str | Path | None = None) -> Path:
     in torch hub's cache (where torch-fidelity's own download would keep it)."""
     hub_file = Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_WEIGHTS_FILE
     fetch = f"fetch: mkdir -p {hub_file.parent} && curl -L -o {hub_file} {INCEPTION_URL}"
-    for given, what in ((path, "argument"), (os.environ.get(INCEPTION_WEIGHTS_ENV), f"${INCEPTION_WEIGHTS_ENV}")):
+    for given, what in ((path, "argument"), (environment().inception_weights, f"${INCEPTION_WEIGHTS_ENV}")):
         if given:
             given = Path(given).expanduser()
             if not given.is_file():

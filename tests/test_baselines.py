@@ -237,8 +237,8 @@ def test_cli_tables_passes_runs_and_writes_the_three_tables(monkeypatch, tmp_pat
 
     calls = {}
 
-    def fake_comparison(scale, data, runs, methods, device, seed, pretrained):
-        calls.update(scale=scale, runs=runs, methods=methods, pretrained=pretrained)
+    def fake_comparison(ctx, data, runs, methods, device, seed, pretrained):
+        calls.update(scale=ctx.scale, runs=runs, methods=methods, pretrained=pretrained)
         return pd.DataFrame([{"method": m, "category": "tile", "run": r, "image_auroc": 50.0 + r,
                               "pixel_auroc": 60.0, "pixel_f1": 5.0} for m in methods for r in range(runs)])
 

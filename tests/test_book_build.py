@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, make_notebook
+from paper_repro.environment import REPOSITORY_ENV
 
 JUPYTER_BOOK = Path(sys.executable).parent / "jupyter-book"
 pytestmark = pytest.mark.skipif(not JUPYTER_BOOK.exists(), reason="the 'book' extra is not installed")
@@ -308,10 +309,10 @@ def test_the_built_config_links_the_repository_when_it_is_known(tmp_path, monkey
     root = tmp_path / "book_root"
     root.mkdir()
     _with_config(root)
-    monkeypatch.delenv(build.REPOSITORY_ENV, raising=False)
+    monkeypatch.delenv(REPOSITORY_ENV, raising=False)
     config = yaml.safe_load(build.scale_config(root, "demo").read_text())   # not a git clone: no link
     assert "url" not in config.get("repository", {})
-    monkeypatch.setenv(build.REPOSITORY_ENV, "https://github.com/someone/paper-repro")
+    monkeypatch.setenv(REPOSITORY_ENV, "https://github.com/someone/paper-repro")
     config = yaml.safe_load(build.scale_config(root, "demo").read_text())
     assert config["repository"]["url"] == "https://github.com/someone/paper-repro"
     assert config["html"]["use_repository_button"] is True

@@ -2,7 +2,8 @@ import dataclasses
 
 import pytest
 
-from paper_repro.config import PROFILES, SCALES, check_scale, config_table, default_scale, get_config
+from paper_repro.config import PROFILES, SCALES, check_scale, config_table, get_config
+from paper_repro.environment import default_scale
 
 
 def test_full_scale_is_exactly_the_papers_settings():

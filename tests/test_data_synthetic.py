@@ -137,21 +137,21 @@ def test_codebrim_labels_are_multi_label():
     assert any(len(s) >= 2 for s in sets) and all(set(s) <= set(CODEBRIM_TAGS) for s in sets)
 
 
-def test_bundled_root_caches_by_layout_scale_seed_version_and_sizes(monkeypatch, tmp_path):
+def test_bundled_root_caches_by_layout_scale_seed_code_and_sizes(monkeypatch, tmp_path):
     monkeypatch.setenv("PAPER_REPRO_CACHE", str(tmp_path))
     monkeypatch.setitem(PROFILES["bundled_data"][1], "smoke", dict(size=24, n_train=2, n_test=1, codebrim_train=6,
                                                                      codebrim_test=3))
     root = synthetic.bundled_root("mvtec", "smoke", seed=5)
     assert root.parent == tmp_path / "data"
     info = json.loads((root / "SYNTHETIC.json").read_text())
-    assert info["generator_version"] == synthetic.GENERATOR_VERSION and info["seed"] == 5
+    assert info["generator_code"] == synthetic.generator_code() and info["seed"] == 5
     assert {"tile", "wood", "carpet", "leather"} <= {p.name for p in root.iterdir() if p.is_dir()}
     stamp = (root / "tile" / "train" / "good" / "000.png").stat().st_mtime_ns
     assert synthetic.bundled_root("mvtec", "smoke", seed=5) == root  # cached: not regenerated
     assert (root / "tile" / "train" / "good" / "000.png").stat().st_mtime_ns == stamp
     assert synthetic.bundled_root("mvtec", "smoke", seed=6) != root
     assert synthetic.bundled_root("codebrim", "smoke", seed=5) != root
-    monkeypatch.setattr(synthetic, "GENERATOR_VERSION", synthetic.GENERATOR_VERSION + 1)
+    monkeypatch.setattr(synthetic, "generator_code", lambda: "edited0000")   # textures.py or defects.py changed
     newer = synthetic.bundled_root("mvtec", "smoke", seed=5)
     assert newer != root and (newer / "SYNTHETIC.json").is_file()
     # a changed size profile gets its own folder instead of the stale one

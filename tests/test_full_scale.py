@@ -17,9 +17,10 @@ import pytest
 import torch
 
 from paper_repro.book.preflight import PreflightFailed, check_full_batch
-from paper_repro.book.reproduce import chapter_environment
 from paper_repro.cli import main
-from paper_repro.config import PROFILES, DRY_RUN_ENV, PRECISION_ENV, SD_MODEL_ENV, get_config, sd_model_for
+from paper_repro.config import PROFILES, get_config, sd_model_for
+from paper_repro.context import RunContext
+from paper_repro.environment import DRY_RUN_ENV, PRECISION_ENV, SD_MODEL_ENV, exported
 from paper_repro.dadnet import trainer as dadnet_trainer
 from paper_repro.dadnet.pseudo import PseudoAnomalies, sdgm_bank
 from paper_repro.data.roots import resolve_data
@@ -60,10 +61,12 @@ def test_full_dadnet_sdgm_asks_for_sd_model_id_not_the_tiny_model(monkeypatch):
         with pytest.raises(UserError, match="stop here"):
             run()
     assert asked == [full.sd_model_id] * 2 == ["stable-diffusion-v1-5/stable-diffusion-inpainting"] * 2
-    # the flag, then the environment (a chapter's sd_model parameter sets it), then the scale's default
+    # the flag, then the run context's (a chapter's sd_model parameter, else the environment), then the scale's
     assert sd_model_for(full, "/models/sd") == "/models/sd"
     monkeypatch.setenv(SD_MODEL_ENV, "/env/sd")
-    assert sd_model_for(full) == "/env/sd"
+    assert sd_model_for(full) == full.sd_model_id                      # get_config does not read the environment
+    assert sd_model_for(RunContext.create("full").config("dadnet")) == "/env/sd"
+    assert sd_model_for(RunContext.create("full", sd_model="/chapter/sd").config("dadnet")) == "/chapter/sd"
     # smoke and demo: the shipped stand-in; the random tiny pipeline is for unit tests only
     assert get_config("dadnet", "smoke").sd_model_id == get_config("dadnet", "demo").sd_model_id == "standin"
 
@@ -112,13 +115,13 @@ def test_bf16_defect_gan_steps_run_and_the_run_records_its_precision(tmp_path):
 
 
 def test_captions_name_the_precision(monkeypatch):
-    class Ctx:
-        scale, data_label, device = "demo", "bundled", torch.device("cpu")
-
-    assert "precision=fp32" in RunInfo.of(Ctx()).describe()
-    monkeypatch.setenv(PRECISION_ENV, "bf16")
-    assert "precision=bf16" in RunInfo.of(Ctx()).describe()
-    assert get_config("dadnet", "full").precision == "bf16"
+    monkeypatch.delenv(PRECISION_ENV, raising=False)
+    assert "precision=fp32" in RunInfo.of(RunContext.create("demo")).describe()
+    monkeypatch.setenv(PRECISION_ENV, "bf16")   # what `reproduce --precision bf16` hands every chapter kernel
+    ctx = RunContext.create("demo")
+    assert "precision=bf16" in RunInfo.of(ctx).describe()
+    assert ctx.config("dadnet").precision == "bf16" and ctx.config("defect_gan").precision == "bf16"
+    assert get_config("dadnet", "full").precision == "auto"     # the pure profile is untouched
 
 
 # ---- item 7: one value of eval_mode_reconstruction at every scale (both branches are tested elsewhere) ----
@@ -264,13 +267,16 @@ def test_reproduce_full_prints_one_line_per_missing_thing_and_runs_nothing(tmp_p
 
 
 def test_dry_run_caps_counts_and_keeps_the_full_geometry():
-    with chapter_environment(dry_run=True, sd_model=None, precision=None):
+    with exported(dry_run=True, sd_model=None, precision=None):
         assert os.environ[DRY_RUN_ENV] == "1"
-        gan, dad = get_config("defect_gan", "full"), get_config("dadnet", "full")
+        full, demo = RunContext.create("full"), RunContext.create("demo")   # as a chapter kernel builds them
+        assert full.dry_run and "DRY RUN" in full.banner()
+        gan, dad = full.config("defect_gan"), full.config("dadnet")
         assert (gan.image_size, gan.batch_size, gan.conv_dim, gan.iterations) == (128, 4, 64, 5)
         assert (dad.image_size, dad.batch_size, dad.recon_width, dad.disc_width, dad.epochs) == (256, 8, 128, 64, 1)
-        assert get_config("dadnet", "demo").epochs == PROFILES["dadnet"][1]["demo"]["epochs"]  # only full is capped
-    assert DRY_RUN_ENV not in os.environ and get_config("dadnet", "full").epochs == 700
+        assert demo.config("dadnet").epochs == PROFILES["dadnet"][1]["demo"]["epochs"]  # only full is capped
+        assert get_config("dadnet", "full").epochs == 700                             # the pure profile is not
+    assert DRY_RUN_ENV not in os.environ and not RunContext.create("full").dry_run
 
 
 def test_written_tables_record_commit_versions_device_and_precision(tmp_path):
@@ -321,3 +327,14 @@ def test_a_malformed_rank_stops_a_trainer_in_one_line_before_anything_is_written
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and "RANK='abc'" in err[0], err
     assert not (out / "run.json").exists()
+
+
+def test_a_batch_that_does_not_split_over_the_processes_is_one_line():
+    from paper_repro.runs.devices import Distributed
+
+    assert Distributed(enabled=True, rank=0, world_size=2).per_rank_batch(8) == 4
+    assert Distributed().per_rank_batch(4) == 4
+    with pytest.raises(UserError) as err:
+        Distributed(enabled=True, rank=0, world_size=3).per_rank_batch(4)
+    message = str(err.value)
+    assert "\n" not in message and "batch of 4" in message and "3 processes" in message and "1, 2, 4 GPU(s)" in message

@@ -3,6 +3,7 @@ research modules, and an import graph without cycles."""
 from __future__ import annotations
 
 import ast
+import json
 from pathlib import Path
 
 import paper_repro
@@ -22,23 +23,41 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def _per_scale_numbers(tree: ast.AST, where: str) -> list[str]:
+    """Dicts keyed by two or more scales, and numbers chosen by comparing a scale (``64 if scale == "smoke"
+    else 128``): per-scale settings that belong in config.py's profiles."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Dict):
+            keys = {k.value for k in node.keys if isinstance(k, ast.Constant)}
+            if len(keys & set(SCALES)) >= 2:
+                found.append(f"{where}:{node.lineno}")
+        if isinstance(node, ast.IfExp) and _compares_a_scale(node.test) and any(
+                isinstance(branch, ast.Constant) and isinstance(branch.value, (int, float))
+                for branch in (node.body, node.orelse)):
+            found.append(f"{where}:{node.lineno} (a number chosen by scale)")
+    return found
+
+
 def test_config_is_the_one_place_with_per_scale_tables():
     offenders = []
     for path in MODULES:
-        if path.name == "config.py":
-            continue
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Dict):
-                keys = {k.value for k in node.keys if isinstance(k, ast.Constant)}
-                if len(keys & set(SCALES)) >= 2:
-                    offenders.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
-            if isinstance(node, ast.IfExp) and _compares_a_scale(node.test) and any(
-                    isinstance(branch, ast.Constant) and isinstance(branch.value, (int, float))
-                    for branch in (node.body, node.orelse)):
-                offenders.append(f"{path.relative_to(PACKAGE)}:{node.lineno} (a number chosen by scale)")
+        if path.name != "config.py":
+            offenders += _per_scale_numbers(ast.parse(path.read_text()), str(path.relative_to(PACKAGE)))
     assert not offenders, f"per-scale settings outside config.py: {offenders}"
     assert {"defect_gan", "defect_gan_tables", "detection", "dadnet", "dadnet_tables", "baselines",
             "gan_tables", "bundled_data"} <= set(PROFILES)
+
+
+def test_no_chapter_chooses_a_number_by_scale():
+    offenders = []
+    for path in sorted((PACKAGE.parent / "book").rglob("*.ipynb")):
+        for k, cell in enumerate(json.loads(path.read_text())["cells"]):
+            if cell["cell_type"] == "code":
+                code = "\n".join(line for line in "".join(cell["source"]).splitlines()
+                                 if not line.lstrip().startswith(("%", "!")))   # IPython magics
+                offenders += _per_scale_numbers(ast.parse(code), f"{path.relative_to(PACKAGE.parent)} cell {k}")
+    assert not offenders, f"per-scale settings in chapters (use the run context's config): {offenders}"
 
 
 def _compares_a_scale(test: ast.AST) -> bool:

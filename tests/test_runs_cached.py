@@ -122,7 +122,7 @@ def test_a_smoke_dadnet_run_is_retrained_when_its_loss_changes(tmp_path, monkeyp
 
 def test_a_cache_that_names_a_file_is_one_line(tmp_path, monkeypatch):
     from paper_repro.cli import main
-    from paper_repro.config import cache_dir
+    from paper_repro.environment import cache_dir
     from paper_repro.errors import UserError
 
     afile = tmp_path / "afile"
@@ -195,7 +195,7 @@ def test_a_bit_flipped_cached_checkpoint_is_detected_and_rebuilt(tmp_path, monke
     assert str(last) in str(err.value) and "\n" not in str(err.value)
     capsys.readouterr()
     assert trained_run(cfg, source, cfg.categories[0], progress=False) == run
-    assert f"rebuilding dadnet: {last.name} is damaged" in capsys.readouterr().out
+    assert f"rebuilding dadnet: {last}: damaged checkpoint" in capsys.readouterr().out
     verify_checkpoint(last)
     rebuilt = load_file(str(last))  # resumed from the checkpoint before: the same weights
     assert rebuilt.keys() == good.keys()
@@ -205,3 +205,84 @@ def test_a_bit_flipped_cached_checkpoint_is_detected_and_rebuilt(tmp_path, monke
     assert all(torch.allclose(rebuilt[k].double(), good[k].double(), rtol=1e-4, atol=1e-12) for k in good
                if rebuilt[k].is_floating_point())
     load_model(run)
+
+
+# ---- cached tensors (SDGM banks, baseline predictions, the bridge's banks) -----------------------------------
+def _damage(kind: str, path: Path) -> None:
+    """What a crash, a full disk or another program leaves in a cached tensors file."""
+    from safetensors.torch import load_file, save_file
+
+    if kind == "flipped byte":
+        _flip_a_tensor_byte(path)
+    elif kind == "truncated":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif kind == "a tensor missing":       # rewritten without one tensor, the digest kept
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata()
+        tensors = load_file(str(path))
+        tensors.pop(sorted(tensors)[0])
+        save_file(tensors, str(path), metadata=metadata)
+    elif kind == "rewritten without a digest":
+        save_file({k: v.clone() for k, v in load_file(str(path)).items()}, str(path))
+    elif kind == "empty":
+        path.write_bytes(b"")
+
+
+@pytest.mark.parametrize("kind", ["flipped byte", "truncated", "a tensor missing", "rewritten without a digest", "empty"])
+def test_a_damaged_cached_tensor_file_is_named_in_one_line_and_computed_again(kind, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PAPER_REPRO_CACHE", str(tmp_path / "cache"))
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"D": torch.arange(64, dtype=torch.uint8).reshape(4, 16), "M": torch.ones(4, 2)}
+
+    first = cached.cached_tensors("bank", {"k": 1}, compute)
+    assert cached.cached_tensors("bank", {"k": 1}, compute).keys() == first.keys() and len(calls) == 1
+    path = next((tmp_path / "cache" / "bank").rglob(cached.TENSORS_FILE))
+    _damage(kind, path)
+    capsys.readouterr()
+    again = cached.cached_tensors("bank", {"k": 1}, compute)
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(calls) == 2 and all(torch.equal(again[k], first[k]) for k in first)
+    assert len(out) == 1 and out[0].startswith(f"rebuilding bank: {path}: damaged")
+    assert cached.cached_tensors("bank", {"k": 1}, compute) and len(calls) == 2   # healed: read again
+
+
+def test_cached_tensors_are_computed_again_when_their_code_changes(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PAPER_REPRO_CACHE", str(tmp_path / "cache"))
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"x": torch.zeros(3)}
+
+    module = "paper_repro.dadnet.pseudo"
+    cached.cached_tensors("sdgm", {"k": 1}, compute, modules=[module])
+    cached.cached_tensors("sdgm", {"k": 1}, compute, modules=[module])
+    assert len(calls) == 1
+    real = cached._manifest
+
+    def edited(modules, exclude, root, package):
+        return tuple((f, "edited" if f == "dadnet/sdgm.py" else h) for f, h in real(modules, exclude, root, package))
+
+    monkeypatch.setattr(cached, "_manifest", edited)
+    capsys.readouterr()
+    cached.cached_tensors("sdgm", {"k": 1}, compute, modules=[module])
+    assert len(calls) == 2 and "retraining sdgm: dadnet/sdgm.py changed" in capsys.readouterr().out
+
+
+def test_a_damaged_sdgm_bank_is_rebuilt_through_the_real_function(tmp_path, monkeypatch, capsys):
+    from paper_repro.dadnet.pseudo import sdgm_bank
+
+    monkeypatch.setenv("PAPER_REPRO_CACHE", str(tmp_path / "cache"))
+    normals = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    bank = sdgm_bank(normals, "tile", model="tiny", steps=2, progress=False)
+    path = next((tmp_path / "cache" / "sdgm").rglob(cached.TENSORS_FILE))
+    _damage("a tensor missing", path)
+    capsys.readouterr()
+    rebuilt = sdgm_bank(normals, "tile", model="tiny", steps=2, progress=False)
+    assert f"rebuilding sdgm: {path}: damaged" in capsys.readouterr().out
+    assert all(torch.equal(rebuilt[k], bank[k]) for k in bank)

@@ -27,6 +27,7 @@ from bad_inputs_support import PICKLE_FORMATS, plant_pickle
 from paper_repro import weights
 from paper_repro.baselines import anomalib_models
 from paper_repro.config import get_config
+from paper_repro.environment import BACKBONE_WEIGHTS_ENV, INCEPTION_WEIGHTS_ENV
 from paper_repro.dadnet.sdgm import build_tiny_sdgm, load_sdgm
 from paper_repro.dadnet.trainer import load_model
 from paper_repro.defect_gan.classifier import DefectClassifier, build_backbone
@@ -73,8 +74,8 @@ def hub(tmp_path, monkeypatch) -> Path:
     """torch hub's ``checkpoints`` folder in a fresh directory; no weights folder from the environment."""
     previous = torch.hub.get_dir()
     torch.hub.set_dir(str(tmp_path / "torch_hub"))
-    monkeypatch.delenv(weights.BACKBONE_WEIGHTS_ENV, raising=False)
-    monkeypatch.delenv(weights.INCEPTION_WEIGHTS_ENV, raising=False)
+    monkeypatch.delenv(BACKBONE_WEIGHTS_ENV, raising=False)
+    monkeypatch.delenv(INCEPTION_WEIGHTS_ENV, raising=False)
     yield tmp_path / "torch_hub" / "checkpoints"
     torch.hub.set_dir(previous)
 
@@ -183,7 +184,7 @@ def test_planted_pickle_is_refused_through_the_classifier(hub, marker):
 
 def test_planted_pickle_in_the_backbone_folder_or_given_as_a_file_is_refused(hub, tmp_path, marker, monkeypatch):
     planted = plant_pickle(tmp_path / "folder" / TORCHVISION_FILES["densenet121"], marker)
-    monkeypatch.setenv(weights.BACKBONE_WEIGHTS_ENV, str(planted.parent))
+    monkeypatch.setenv(BACKBONE_WEIGHTS_ENV, str(planted.parent))
     assert_refused(lambda: build_backbone("densenet121", "DEFAULT"), marker, planted)
     assert_refused(lambda: build_backbone("densenet121", str(planted)), marker, planted)
 
@@ -225,7 +226,7 @@ def test_backbone_folder_comes_before_torch_hub_cache_and_a_file_path_works(hub,
     torch.save(resnet34_state, folder / "resnet34-b627a593.pth")
     hub.mkdir(parents=True)
     (hub / "resnet34-b627a593.pth").write_bytes(b"never read")
-    monkeypatch.setenv(weights.BACKBONE_WEIGHTS_ENV, str(folder))
+    monkeypatch.setenv(BACKBONE_WEIGHTS_ENV, str(folder))
     assert weights.locate_torchvision("resnet34") == folder / "resnet34-b627a593.pth"
     assert torch.equal(build_backbone("resnet34", "DEFAULT")[0].conv1.weight, resnet34_state["conv1.weight"])
     save_file(resnet34_state, str(tmp_path / "r34.safetensors"))
@@ -292,7 +293,7 @@ def test_planted_pickle_as_inception_weights_is_refused(hub, tmp_path, marker, m
     else:
         planted = plant_pickle(tmp_path / "inception.pth", marker, fmt)
         if how == "environment":
-            monkeypatch.setenv(weights.INCEPTION_WEIGHTS_ENV, str(planted))
+            monkeypatch.setenv(INCEPTION_WEIGHTS_ENV, str(planted))
             call = fid.InceptionV3Features
         else:
             def call():
@@ -312,7 +313,7 @@ def test_inception_stand_in_loads_from_each_place(hub, monkeypatch, inception_fi
         (hub / weights.INCEPTION_WEIGHTS_FILE).symlink_to(inception_file)
         features = fid.InceptionV3Features()
     elif how == "environment":
-        monkeypatch.setenv(weights.INCEPTION_WEIGHTS_ENV, str(inception_file))
+        monkeypatch.setenv(INCEPTION_WEIGHTS_ENV, str(inception_file))
         features = fid.InceptionV3Features()
     else:
         features = fid.InceptionV3Features(inception_file)

@@ -41,7 +41,8 @@ from pathlib import Path
 
 from paper_repro.book.reproduce import chapter_name, find_book_root, list_chapters
 from paper_repro.cli import positive_int
-from paper_repro.config import SCALE_ENV, SCALES
+from paper_repro.config import SCALES
+from paper_repro.environment import SCALE_ENV, environment
 from paper_repro.errors import UserError
 from paper_repro.runs.cached import changed_files, code_manifest, is_module, listed
 
@@ -63,9 +64,6 @@ def cache_folder(book_root: Path, scale: str) -> Path:
     return book_root / BUILD_DIR / ".jupyter_cache" / scale
 
 
-REPOSITORY_ENV = "PAPER_REPRO_REPOSITORY_URL"
-
-
 def web_url(remote: str) -> str | None:
     """The web address of a git remote (``https://host/owner/repo`` or ``git@host:owner/repo.git``);
     ``None`` for a remote that is no web repository (a local folder, ``file://``)."""
@@ -80,8 +78,8 @@ def web_url(remote: str) -> str | None:
 def repository_url(book_root: Path) -> str | None:
     """Where the book's source lives: ``$PAPER_REPRO_REPOSITORY_URL``, else the web address of the
     clone's ``origin`` remote, else ``None`` (a clone of a local folder links nowhere)."""
-    if os.environ.get(REPOSITORY_ENV):
-        return os.environ[REPOSITORY_ENV]
+    if environment().repository_url:
+        return environment().repository_url
     try:
         remote = subprocess.run(["git", "remote", "get-url", "origin"], cwd=book_root, capture_output=True,
                                 text=True, timeout=10)

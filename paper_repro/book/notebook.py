@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import html
 import inspect
-import os
-import platform
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,57 +23,24 @@ import matplotlib.pyplot as plt
 import torch
 from IPython.display import Code
 
-from paper_repro.config import SD_MODEL_ENV, check_scale, default_scale, dry_run_active
-from paper_repro.data.roots import DataSource, resolve_data
-from paper_repro.runs.devices import resolve_device, seed_everything
+from paper_repro.context import RunContext
+from paper_repro.runs.devices import seed_everything
 
-
-@dataclass(frozen=True)
-class Chapter:
-    """What a chapter runs with, resolved once and printed as one line."""
-
-    scale: str
-    device: torch.device
-    data_root: Path | None
-    seed: int
-    results_dir: Path | None
-
-    @property
-    def data_label(self) -> str:
-        return str(self.data_root) if self.data_root else "bundled synthetic surfaces"
-
-    def data(self, layout: str) -> DataSource:
-        """The data set a chapter reads, in ``layout`` ``"mvtec"`` or ``"codebrim"``.
-
-        With no ``data_root`` this is the bundled synthetic set at the chapter's scale (generated once,
-        then cached). Otherwise ``data_root`` may be the data set itself, the folder its archive was
-        unpacked into, or a folder holding both real data sets side by side, so one ``--data-root``
-        serves a whole ``reproduce`` batch (:func:`paper_repro.data.roots.find_dataset_root`).
-        """
-        return resolve_data(self.data_root, layout, self.scale, seed=self.seed)
-
-    def banner(self) -> str:
-        dry = " · DRY RUN (counts capped)" if self.scale == "full" and dry_run_active() else ""
-        return (f"scale={self.scale}{dry} · device={self.device} · data={self.data_label} · seed={self.seed}"
-                f" · torch {torch.__version__} · {platform.machine()}")
+#: A chapter's context: the run context its parameters cell resolves to (the name chapters knew first).
+Chapter = RunContext
 
 
 def chapter_setup(scale: str | None = None, device: str = "cpu", data_root: str | None = None,
-                  seed: int = 42, results_dir: str | None = None, sd_model: str | None = None) -> Chapter:
-    """Resolve a chapter's parameters, seed every generator, set the plotting style, print a banner.
+                  seed: int = 42, results_dir: str | None = None, sd_model: str | None = None,
+                  precision: str | None = None, dry_run: bool | None = None) -> RunContext:
+    """Resolve a chapter's parameters into its :class:`~paper_repro.context.RunContext`, seed every
+    generator, set the plotting style, print a banner.
 
-    ``sd_model`` (the chapters that run SDGM have it as a parameter) picks SDGM's checkpoint for this
-    chapter's kernel, as ``$PAPER_REPRO_SD_MODEL`` does.
+    What the parameters leave ``None`` (the scale, SDGM's checkpoint, the precision, a dry run) comes from
+    the kernel's environment, which the book build and ``reproduce`` set (:mod:`paper_repro.context`).
     """
-    if sd_model:
-        os.environ[SD_MODEL_ENV] = str(sd_model)
-    ctx = Chapter(
-        scale=check_scale(scale) if scale else default_scale(),
-        device=resolve_device(device),
-        data_root=Path(data_root).expanduser() if data_root else None,
-        seed=int(seed),
-        results_dir=Path(results_dir) if results_dir else None,
-    )
+    ctx = RunContext.create(scale=scale, device=device, data_root=data_root, seed=seed, results_dir=results_dir,
+                            sd_model=sd_model, precision=precision, dry_run=dry_run)
     seed_everything(ctx.seed)
     _plot_style()
     print(ctx.banner())

@@ -26,19 +26,18 @@ the command ends with exit status 1 and one line per failure naming the notebook
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
 from paper_repro.book.preflight import PreflightFailed, check_full_batch
 from paper_repro.cli import device_name, output_folder, positive_int, seed_value
-from paper_repro.config import DEFAULT_SEED, DRY_RUN_ENV, PRECISION_ENV, SCALES, SD_MODEL_ENV
+from paper_repro.config import DEFAULT_SEED, SCALES
+from paper_repro.environment import exported
 from paper_repro.errors import UserError
 from paper_repro.runs.precision import PRECISIONS
 
@@ -175,25 +174,6 @@ def run_chapter(book_root: Path, chapter: Path, out: Path, parameters: dict[str,
     return Outcome(name, "done", seconds)
 
 
-@contextlib.contextmanager
-def chapter_environment(dry_run: bool, sd_model: str | None, precision: str | None) -> Iterator[None]:
-    """Set the variables every chapter's kernel inherits (dry run, SDGM checkpoint, precision) for the
-    duration of a batch, then put the old values back."""
-    wanted = {DRY_RUN_ENV: "1" if dry_run else None, SD_MODEL_ENV: sd_model, PRECISION_ENV: precision}
-    old = {name: os.environ.get(name) for name in wanted}
-    try:
-        for name, value in wanted.items():
-            if value is not None:
-                os.environ[name] = value
-        yield
-    finally:
-        for name, value in old.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 def reproduce(scale: str, out: Path, only: list[str] | None = None, force: bool = False,
               data_root: str | None = None, device: str = "cpu", seed: int = DEFAULT_SEED,
               book_root: Path | None = None, runs: int | None = None, dry_run: bool = False,
@@ -213,7 +193,7 @@ def reproduce(scale: str, out: Path, only: list[str] | None = None, force: bool 
     if dry_run and scale != "full":
         raise UserError(f"--dry-run checks the full batch; got --scale {scale} (use --scale full)")
     devices = devices or [device]
-    with chapter_environment(dry_run, sd_model, precision):
+    with exported(dry_run, sd_model, precision):
         if scale == "full":
             check_full_batch(data_root, devices, seed, sd_model)
         out = Path(out).resolve()

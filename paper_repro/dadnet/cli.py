@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from paper_repro.cli import check_run_folder, device_name, output_folder, path_name, positive_int
-from paper_repro.config import SCALES, get_config
+from paper_repro.config import SCALES
 from paper_repro.runs.precision import PRECISIONS
 
 
@@ -53,22 +53,22 @@ def register(subparsers) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     from paper_repro.config import sd_model_for
+    from paper_repro.context import RunContext
     from paper_repro.dadnet.trainer import pseudo_anomalies, train
-    from paper_repro.data.roots import resolve_data
     from paper_repro.runs.devices import launch_environment
     from paper_repro.runs.folders import run_lock
 
     out = Path(args.out)
     if (out / "run.json").exists():  # a run already: it must be DADNet's and read back
         check_run_folder(out, "dadnet", "--out")
-    overrides = {"precision": args.precision} if args.precision else {}
-    cfg = get_config("dadnet", args.scale, **overrides)
-    if args.epochs is not None:  # keep the learning-rate milestones at the same fractions of the run
-        cfg = get_config("dadnet", args.scale, epochs=args.epochs, lr_milestones=tuple(
-            max(1, round(m * args.epochs / cfg.epochs)) for m in cfg.lr_milestones), **overrides)
     launch_environment()  # malformed torchrun variables stop here, in one line, before anything is loaded
+    ctx = RunContext.create(scale=args.scale, data_root=args.data, sd_model=args.sd_model, precision=args.precision)
+    cfg = ctx.config("dadnet")
+    if args.epochs is not None:  # keep the learning-rate milestones at the same fractions of the run
+        cfg = ctx.config("dadnet", epochs=args.epochs, lr_milestones=tuple(
+            max(1, round(m * args.epochs / cfg.epochs)) for m in cfg.lr_milestones))
     with run_lock(out):  # before anything is loaded: a second trainer on this folder stops here
-        source = resolve_data(args.data, "mvtec", args.scale)
+        source = ctx.data("mvtec")
         dataset = pseudo_anomalies(cfg, source.root, args.category, args.pseudo, args.sd_model, args.device)
         sd_model = sd_model_for(cfg, args.sd_model) if args.pseudo == "sdgm" else None
         train(cfg, out, dataset, dram=not args.no_dram, device=args.device, resume=args.resume,

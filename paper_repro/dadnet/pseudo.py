@@ -22,7 +22,7 @@ from paper_repro.dadnet.dgm import dgm_anomaly
 from paper_repro.dadnet.masks import random_mask, sample_rng
 from paper_repro.dadnet.sdgm import SDGMComponents, load_sdgm, prompts_for, sdgm_generate
 from paper_repro.data.mvtec import MVTecAD
-from paper_repro.runs.folders import cached_tensors
+from paper_repro.runs.cached import cached_tensors
 from paper_repro.runs.progress import tqdm
 
 
@@ -42,7 +42,7 @@ def sdgm_bank(normals: torch.Tensor, category: str, *, model="tiny", variants: i
 
     ``D`` (uint8, N*variants x 3 x S x S) are the decoded diffusion images, ``M`` (uint8, ... x 1 x S x S)
     the masks M_g, ``prompt`` which of the category's prompts made each, ``index`` which normal
-    image it started from. Cached (:func:`~paper_repro.runs.folders.cached_tensors`). ``model`` is a
+    image it started from. Cached (:func:`~paper_repro.runs.cached.cached_tensors`), recomputed when SDGM's code changes. ``model`` is a
     model id, a folder, ``"tiny"`` or already loaded :class:`~paper_repro.dadnet.sdgm.SDGMComponents`.
     """
     prompts = prompts_for(category, n_prompts, model)
@@ -72,7 +72,7 @@ def sdgm_bank(normals: torch.Tensor, category: str, *, model="tiny", variants: i
             out["index"].append(torch.tensor([i for _, i in batch]))
         return {k: torch.cat(v) for k, v in out.items()}
 
-    return cached_tensors("sdgm", key, generate)
+    return cached_tensors("sdgm", key, generate, modules=[__name__])
 
 
 def dihedral(image: torch.Tensor, turn: int) -> torch.Tensor:

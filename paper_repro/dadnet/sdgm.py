@@ -38,7 +38,6 @@ import gzip
 import hashlib
 import json
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -52,7 +51,8 @@ from open_clip.tokenizer import bytes_to_unicode
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from paper_repro.compose import compose
-from paper_repro.config import STANDIN_SD_MODEL, TINY_SD_MODEL, cache_dir
+from paper_repro.config import STANDIN_SD_MODEL, TINY_SD_MODEL
+from paper_repro.environment import cache_dir, environment
 from paper_repro.errors import UserError
 from paper_repro.runs.progress import silence_hugging_face_bars, tqdm
 from paper_repro.weights import (SD_EXCLUDE, SD_INCLUDE, WeightsMissing, is_repo_id, locate_stable_diffusion,
@@ -295,7 +295,7 @@ def load_sdgm(model: str | Path = TINY, local_files_only: bool | None = None,
     """
     name = str(model)
     if local_files_only is None:
-        local_files_only = name in (TINY, STANDIN) or os.environ.get("PAPER_REPRO_SD_DOWNLOAD", "0") != "1"
+        local_files_only = name in (TINY, STANDIN) or not environment().sd_download
     if name == TINY:
         folder, source = tiny_sdgm_dir(), f"{TINY} (random weights)"
     elif name == STANDIN:

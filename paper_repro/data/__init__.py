@@ -23,10 +23,10 @@ from paper_repro.data.mvtec import MVTEC_CATEGORIES, MVTecAD
 from paper_repro.data.originals import CODEBRIMOriginals, DefectFreeCrops
 from paper_repro.data.pool import NormalPool
 from paper_repro.data.roots import DataSource, find_dataset_root, find_originals, resolve_data
-from paper_repro.data.synthetic import BUNDLED_CATEGORIES, GENERATOR_VERSION, bundled_root, synthesize
+from paper_repro.data.synthetic import BUNDLED_CATEGORIES, bundled_root, generator_code, synthesize
 
 __all__ = [
     "resolve_data", "DataSource", "find_dataset_root", "find_originals", "bundled_root", "MVTecAD", "CODEBRIM",
     "CODEBRIM_CLASSES", "NormalPool", "CODEBRIMOriginals", "DefectFreeCrops", "MVTEC_CATEGORIES",
-    "BUNDLED_CATEGORIES", "GENERATOR_VERSION", "synthesize",
+    "BUNDLED_CATEGORIES", "generator_code", "synthesize",
 ]

@@ -130,11 +130,12 @@ class DataSource:
         return "bundled synthetic surfaces" if self.bundled else str(self.root)
 
 
-def resolve_data(data_root: str | Path | None, layout: str, scale: str, seed: int = 42) -> DataSource:
+def resolve_data(data_root: str | Path | None, layout: str, scale: str, seed: int = 42, sizes=None) -> DataSource:
     """The data set a command or chapter reads: under ``data_root`` (see :func:`find_dataset_root`),
-    or, when it is ``None``, the bundled synthetic set in ``layout`` at ``scale`` (generated once)."""
+    or, when it is ``None``, the bundled synthetic set in ``layout`` at ``scale`` (generated once;
+    ``sizes``, a ``bundled_data`` configuration, replaces the scale's, as a dry run's does)."""
     if data_root is None:
-        return DataSource(bundled_root(layout, scale, seed=seed), f"bundled-{layout}-{scale}-seed{seed}",
+        return DataSource(bundled_root(layout, scale, seed=seed, sizes=sizes), f"bundled-{layout}-{scale}-seed{seed}",
                           layout, bundled=True)
     root = find_dataset_root(data_root, layout).resolve()
     return DataSource(root, str(root), layout, bundled=False, data_root=Path(data_root).expanduser().resolve())

@@ -11,9 +11,9 @@ independent of the order in which images are made, and different for another see
   they read the real data sets; :func:`write_codebrim_originals` writes a miniature of CODEBRIM's
   original-photographs archive (large JPEGs with annotated defect boxes), which
   :mod:`~paper_repro.data.originals` crops the extra normals from.
-- :func:`bundled_root` generates a layout once per ``(layout, scale, seed, GENERATOR_VERSION)`` under
-  :func:`paper_repro.config.cache_dir` (atomically: a temporary folder renamed when complete) and
-  returns its root.
+- :func:`bundled_root` generates a layout once per ``(layout, scale, seed, sizes)`` and version of the
+  generator's code (:func:`generator_code`) under :func:`paper_repro.environment.cache_dir` (atomically:
+  a temporary folder renamed when complete) and returns its root.
 """
 from __future__ import annotations
 
@@ -30,7 +30,8 @@ from xml.sax.saxutils import quoteattr
 import numpy as np
 from PIL import Image
 
-from paper_repro.config import cache_dir, get_config
+from paper_repro.config import get_config
+from paper_repro.environment import cache_dir
 from paper_repro.data.defects import CODEBRIM_TAGS, paint
 from paper_repro.data.codebrim import CODEBRIM_CLASSES
 from paper_repro.data.mvtec import MIN_TRAIN_IMAGES
@@ -38,11 +39,9 @@ from paper_repro.data.originals import WINDOW_FRACTION
 from paper_repro.data.textures import FAMILIES, illuminate
 from paper_repro.data.textures import texture
 from paper_repro.errors import UserError
+from paper_repro.runs.cached import NOT_FINGERPRINTED, code_fingerprint
 from paper_repro.runs.progress import tqdm
 
-# Bump whenever a change to textures, defects or layouts changes the pixels or the files written:
-# cached data sets carry it in their folder name, so stale caches are never reused.
-GENERATOR_VERSION = 4
 GENERATOR = "paper_repro.data.synthetic"  # what a data set's marker names as its writer
 MARKER = "SYNTHETIC.json"  # written last into every generated set; ``--force`` replaces only such sets
 MIN_SIZE, MAX_SIZE = 16, 4096  # image sides the generator draws (defects need room; memory stays bounded)
@@ -338,8 +337,17 @@ def _write_codebrim_xml(path: Path, records: list[tuple[str, list[int]]]) -> Non
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+def generator_code() -> str:
+    """A short fingerprint of the code that draws the data (this module, the textures, the defects and
+    everything they import; comments and docstrings ignored, :func:`paper_repro.runs.cached.code_manifest`;
+    ``paper_repro.runs``, the bookkeeping of runs and progress bars, draws no pixel and is left out).
+    Cached data sets carry it in their folder name, so a change that could alter a pixel or a file
+    generates them again, and no one has to remember to bump a version."""
+    return code_fingerprint(GENERATOR, exclude=NOT_FINGERPRINTED + ("paper_repro.runs",))
+
+
 def _write_info(out: Path, **info: object) -> None:
-    info = {"generator": GENERATOR, "generator_version": GENERATOR_VERSION, **info}
+    info = {"generator": GENERATOR, "generator_code": generator_code(), **info}
     (out / MARKER).write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
 
 
@@ -444,25 +452,26 @@ def synthesize(out: Path | str, layout: str, categories: list[str] | None = None
     return out
 
 
-def bundled_root(layout: str, scale: str, seed: int = 42) -> Path:
+def bundled_root(layout: str, scale: str, seed: int = 42, sizes=None) -> Path:
     """Root of the bundled synthetic data set in ``layout`` (``"mvtec"`` or ``"codebrim"``) at ``scale``.
 
     Generated once and cached under ``cache_dir()/data/`` in a folder named by layout, scale, seed,
-    :data:`GENERATOR_VERSION` and the sizes (so a changed ``bundled_data`` profile is never served
-    from an old folder); later calls (from any chapter or process) return the cached folder.
+    the generator's code (:func:`generator_code`) and the sizes (so neither changed code nor a changed
+    ``bundled_data`` profile is ever served from an old folder); later calls (from any chapter or process) return the cached folder.
     The MVTec layout holds every category of :data:`BUNDLED_CATEGORIES`
     (``carpet, leather, tile, wood, metal, concrete``). The CODEBRIM layout also holds
     :data:`BUNDLED_ORIGINALS` photographs in ``original_dataset/`` at the scales whose Defect-GAN profile
-    crops its extra normals from them (``full``).
+    crops its extra normals from them (``full``). ``sizes`` (a ``bundled_data`` configuration, e.g. a
+    dry run's, :meth:`paper_repro.context.RunContext.config`) replaces the scale's profile.
     """
     if layout not in LAYOUTS:
         raise UserError(f"unknown layout {layout!r}: expected one of {', '.join(LAYOUTS)}")
-    sizes = get_config("bundled_data", scale)
+    sizes = sizes or get_config("bundled_data", scale)
     n_train, n_test = ((sizes.n_train, sizes.n_test) if layout == "mvtec"
                        else (sizes.codebrim_train, sizes.codebrim_test))
     crops_originals = get_config("defect_gan", scale).extra_normals_source == "original"
     n_originals = BUNDLED_ORIGINALS if layout == "codebrim" and crops_originals else 0
-    name = f"{layout}-{scale}-seed{int(seed)}-v{GENERATOR_VERSION}-{sizes.size}px-{n_train}-{n_test}"
+    name = f"{layout}-{scale}-seed{int(seed)}-code{generator_code()}-{sizes.size}px-{n_train}-{n_test}"
     name += f"-originals{n_originals}" if n_originals else ""
     root = cache_dir() / "data" / name
     if (root / MARKER).is_file():
@@ -480,7 +489,7 @@ def bundled_root(layout: str, scale: str, seed: int = 42) -> Path:
 
 
 __all__ = [
-    "GENERATOR_VERSION", "GENERATOR", "MARKER", "ORIGINALS_SCALE", "BUNDLED_ORIGINALS", "CODEBRIM_DEFECTS",
+    "generator_code", "GENERATOR", "MARKER", "ORIGINALS_SCALE", "BUNDLED_ORIGINALS", "CODEBRIM_DEFECTS",
     "BUNDLED_CATEGORIES", "LAYOUTS",
     "FAMILIES", "render", "normal_image", "codebrim_defect_set", "codebrim_labels", "write_mvtec",
     "write_codebrim", "write_codebrim_originals", "is_generated_set", "check_counts", "check_out",

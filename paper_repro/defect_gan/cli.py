@@ -41,9 +41,9 @@ def parse_ablation(text: str | None) -> dict[str, bool]:
 def cmd_train(args) -> int:
     import torch
 
-    from paper_repro.data.roots import resolve_data
+    from paper_repro.context import RunContext
     from paper_repro.defect_gan.data import load_training_data
-    from paper_repro.defect_gan.trainer import make_config, train
+    from paper_repro.defect_gan.trainer import train
     from paper_repro.runs.devices import Distributed, launch_environment
     from paper_repro.runs.folders import run_lock
 
@@ -54,7 +54,8 @@ def cmd_train(args) -> int:
         overrides["precision"] = args.precision or "fp32"
     if args.normals_source:
         overrides["extra_normals_source"] = args.normals_source
-    cfg = make_config(args.scale, **overrides)
+    ctx = RunContext.create(scale=args.scale, data_root=args.data, seed=args.seed)
+    cfg = ctx.config("defect_gan", **overrides)
     out = Path(args.out)
     if (out / "run.json").exists():  # a run already: it must be Defect-GAN's and read back
         check_run_folder(out, "defect_gan", "--out")
@@ -62,7 +63,7 @@ def cmd_train(args) -> int:
         torch.set_num_threads(args.threads)
     launch_environment()  # malformed torchrun variables stop here, in one line, before anything is loaded
     with run_lock(out):  # before anything is loaded: a second trainer on this folder stops here
-        source = resolve_data(args.data, "codebrim", args.scale, seed=args.seed)
+        source = ctx.data("codebrim")
         data = load_training_data(cfg, source, seed=args.seed, normals_dir=args.normals_dir)
         dist = Distributed.from_env(args.device)
         try:

@@ -38,17 +38,17 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from paper_repro.config import cache_dir
+from paper_repro.environment import cache_dir
 from paper_repro.data.codebrim import CODEBRIM, CODEBRIM_CLASSES
 from paper_repro.data.originals import CODEBRIMOriginals, DefectFreeCrops
 from paper_repro.data.pool import NormalPool
 from paper_repro.data.roots import DataSource, find_originals, is_generated_data
 from paper_repro.errors import UserError
+from paper_repro.runs.cached import NOT_FINGERPRINTED, code_fingerprint
 from paper_repro.runs.progress import tqdm
 
 DEFECT_CLASSES = CODEBRIM_CLASSES[1:]  # C = 5: "Background" is the absence of all of them
 EXTRA_NORMALS_SOURCES = ("auto", "original", "background-recrop", "procedural")
-CROPS_VERSION = 1  # bump when the crops an extra-normals pool yields change (its disk cache is keyed by it)
 
 
 class EpochSampler:
@@ -188,19 +188,21 @@ def extra_normals(cfg, source: DataSource, codebrim_root: Path, seed: int = 42,
 
 
 def _pool_key(pool: Dataset, seed: int) -> str:
-    """What an extra-normals pool's crops depend on: its kind, folder, file count, crop sizes, n, seed."""
+    """What an extra-normals pool's crops depend on: its kind and the code that crops (a fingerprint of its
+    module, so a change to the cropping never serves old crops), folder, file count, crop sizes, n, seed."""
     if isinstance(pool, DefectFreeCrops):
         origin = (str(pool.originals.root.resolve()), len(pool.originals), pool.window_fraction)
     else:
         folder = str(pool.root.resolve()) if pool.root is not None else f"procedural:{pool.family}"
         origin = (folder, len(pool.sources), pool.crop_fraction)
-    return repr((type(pool).__name__, origin, len(pool), pool.image_size, seed, CROPS_VERSION))
+    code = code_fingerprint(type(pool).__module__, exclude=NOT_FINGERPRINTED + ("paper_repro.runs",))
+    return repr((type(pool).__name__, code, origin, len(pool), pool.image_size, seed))
 
 
 def _on_disk(pool: Dataset, key: str, desc: str) -> np.ndarray:
     """Every image of ``pool`` as uint8 (N, 3, S, S), written once to ``cache_dir()/normals/<hash>.npy``
     (atomically) and memory-mapped: a pool too large for memory is decoded once, not every epoch.
-    ``key`` (:func:`_pool_key`) names what the crops depend on; :data:`CROPS_VERSION` retires old files."""
+    ``key`` (:func:`_pool_key`) names what the crops depend on, their code included."""
     path = cache_dir() / "normals" / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.npy"
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ import pandas as pd
 import torch
 from matplotlib.patches import Rectangle
 
-from paper_repro.config import DefectGANConfig, get_config
+from paper_repro.config import DefectGANConfig
 from paper_repro.data.codebrim import CODEBRIM
 from paper_repro.data.pool import NormalPool
 from paper_repro.defect_gan.control import control_map, synthesize
@@ -22,7 +22,7 @@ from paper_repro.evaluation.fid import in_domain_extractor
 
 def chapter_run(ctx, progress: bool = True) -> Path:
     """The one trained run every Defect-GAN chapter at ``ctx.scale`` shares (trained on first use)."""
-    return trained_run(get_config("defect_gan", ctx.scale), ctx.data("codebrim"), seed=ctx.seed,
+    return trained_run(ctx.config("defect_gan"), ctx.data("codebrim"), seed=ctx.seed,
                        device=str(ctx.device), progress=progress)
 
 
@@ -121,7 +121,7 @@ def recognition_check(ctx, G: Generator, classes: list[str], size: int, n: int =
     (probability > 0.5), the same share on the real crops, and the share of defaced images it still calls
     normal (no class > 0.5). A class the judge recognises on real crops but not on the painted ones is
     not yet painted as itself."""
-    judge = in_domain_extractor(ctx.data("codebrim"), size, ctx.scale, ctx.seed, progress=progress)  # may train
+    judge = in_domain_extractor(ctx.data("codebrim"), size, ctx, ctx.seed, progress=progress)  # may train
     with torch.no_grad():
         return _recognition_rows(judge, ctx, G, classes, size, n)
 

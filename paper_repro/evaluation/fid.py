@@ -36,7 +36,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from torchmetrics.image.fid import FrechetInceptionDistance, NoTrainInceptionV3
 
-from paper_repro.config import get_config
+from paper_repro.context import RunContext, as_context
 from paper_repro.data.codebrim import CODEBRIM
 from paper_repro.data.roots import DataSource
 from paper_repro.runs.cached import ensure_current
@@ -196,10 +196,11 @@ def train_in_domain_features(codebrim_root: str | Path, cfg: ExtractorConfig, se
     return model
 
 
-def in_domain_extractor(codebrim: DataSource, image_size: int, scale: str, seed: int = 42,
+def in_domain_extractor(codebrim: DataSource, image_size: int, ctx: RunContext | str, seed: int = 42,
                         progress: bool = True) -> InDomainFeatures:
-    """The cached in-domain extractor for a data set at ``image_size`` (trained on first use)."""
-    cfg = ExtractorConfig(image_size=image_size, epochs=get_config("gan_tables", scale).extractor_epochs)
+    """The cached in-domain extractor for a data set at ``image_size`` (trained on first use, for the
+    context's ``gan_tables.extractor_epochs``)."""
+    cfg = ExtractorConfig(image_size=image_size, epochs=as_context(ctx).config("gan_tables").extractor_epochs)
     run_dir = cached_run_dir("fid_extractor", cfg, data=codebrim.key, seed=seed)
     with run_lock(run_dir, wait=True):  # two chapters that need it train it once
         ensure_current(run_dir, [__name__], what="fid_extractor")  # weights of other code are retrained
@@ -207,7 +208,7 @@ def in_domain_extractor(codebrim: DataSource, image_size: int, scale: str, seed:
 
 
 def resolve_extractor(kind: str, *, codebrim: DataSource | None = None, image_size: int = 128,
-                      scale: str = "smoke", seed: int = 42, progress: bool = True) -> nn.Module:
+                      ctx: RunContext | str = "smoke", seed: int = 42, progress: bool = True) -> nn.Module:
     """``"inception"`` (or raise :class:`~paper_repro.weights.WeightsMissing`), ``"in-domain"``,
     ``"random"``, or ``"auto"``: Inception-v3 when its weights are on this machine, else the in-domain
     CNN, saying so. A weights file that is there but refused (pickled code, corrupt) is an error even
@@ -226,7 +227,7 @@ def resolve_extractor(kind: str, *, codebrim: DataSource | None = None, image_si
                   "its values are not on the paper's scale, compare orderings only.")
     if codebrim is None:
         raise ValueError("the in-domain extractor needs codebrim (the data it is trained on)")
-    return in_domain_extractor(codebrim, image_size, scale, seed, progress)
+    return in_domain_extractor(codebrim, image_size, ctx, seed, progress)
 
 
 # ------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from paper_repro.context import RunContext
 from paper_repro.dadnet.evaluate import evaluate
 from paper_repro.dadnet.masks import random_mask, resize_mask, sample_rng
 from paper_repro.dadnet.pseudo import PseudoAnomalies, load_normals
@@ -32,9 +33,9 @@ from paper_repro.defect_gan.control import synthesize
 from paper_repro.defect_gan.trainer import config_from_run, load_generator
 from paper_repro.evaluation.scoring import score_predictions
 from paper_repro.experiments.detectors import dadnet_config
-from paper_repro.runs.cached import ensure_current
+from paper_repro.runs.cached import cached_tensors, ensure_current
 from paper_repro.runs.checkpoints import latest_checkpoint
-from paper_repro.runs.folders import cached_run_dir, cached_tensors, run_lock
+from paper_repro.runs.folders import cached_run_dir, run_lock
 from paper_repro.runs.loop import is_finished
 from paper_repro.runs.progress import tqdm
 
@@ -105,7 +106,7 @@ def cached_bank(generator_run: Path, normals: torch.Tensor, placement: str, seed
         return defect_gan_bank(G, normals, placement, variants=variants, seed=seed, gan_size=cfg.image_size,
                                progress=progress)
 
-    return cached_tensors("bridge", key, compute)
+    return cached_tensors("bridge", key, compute, modules=[__name__])   # the bank's code and the generator's
 
 
 def bank_anomalies(generator_run: Path, normals: torch.Tensor, placement: str, seed: int, device: str = "cpu",
@@ -117,11 +118,11 @@ def bank_anomalies(generator_run: Path, normals: torch.Tensor, placement: str, s
                            source=f"defect-gan:{placement}:{Path(generator_run).name}")
 
 
-def train_on_defect_gan(scale: str, category: str, placement: str, generator_run: Path, data: DataSource,
+def train_on_defect_gan(ctx: RunContext | str, category: str, placement: str, generator_run: Path, data: DataSource,
                         device: str = "cpu", seed: int = 42, progress: bool = True) -> Path:
     """DADNet (DRAM on) trained on Defect-GAN pseudo-anomalies; a cached run like
     :func:`paper_repro.dadnet.trainer.trained_run`'s, keyed also by the generator run."""
-    cfg = dadnet_config(scale, seed)
+    cfg = dadnet_config(ctx, seed)
     run_dir = cached_run_dir("dadnet-bridge", cfg, category=category, placement=placement,
                              generator=Path(generator_run).name, data=data.key)
     with run_lock(run_dir, wait=True):  # two chapters asking for it train it once
@@ -135,21 +136,21 @@ def train_on_defect_gan(scale: str, category: str, placement: str, generator_run
     return run_dir
 
 
-def source_run(source: str, scale: str, category: str, data: DataSource, device: str = "cpu", seed: int = 42,
+def source_run(source: str, ctx: RunContext | str, category: str, data: DataSource, device: str = "cpu", seed: int = 42,
                generator: Path | None = None, progress: bool = True) -> Path:
     """The trained detector of one pseudo-anomaly ``source`` (one of :data:`SOURCES`)."""
     if source in ("DGM", "SDGM"):
-        return trained_run(dadnet_config(scale, seed), data, category, pseudo=source.lower(), dram=True,
+        return trained_run(dadnet_config(ctx, seed), data, category, pseudo=source.lower(), dram=True,
                            device=device, progress=progress)
     if generator is None:
         raise ValueError(f"source {source!r} needs the Defect-GAN run (generator=...)")
-    return train_on_defect_gan(scale, category, PLACEMENTS[source], generator, data, device, seed, progress)
+    return train_on_defect_gan(ctx, category, PLACEMENTS[source], generator, data, device, seed, progress)
 
 
-def training_samples(source: str, scale: str, category: str, data: DataSource, seed: int = 42,
+def training_samples(source: str, ctx: RunContext | str, category: str, data: DataSource, seed: int = 42,
                      generator: Path | None = None, n: int = 4) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """``n`` pseudo-anomalies ``(A, label)`` of ``source`` as the detector sees them in training."""
-    cfg = dadnet_config(scale, seed)
+    cfg = dadnet_config(ctx, seed)
     if source in ("DGM", "SDGM"):
         dataset = pseudo_anomalies(cfg, data.root, category, source.lower(), progress=False)
     else:
@@ -160,7 +161,7 @@ def training_samples(source: str, scale: str, category: str, data: DataSource, s
     return [(dataset[i]["anomalous"], dataset[i]["mask"]) for i in range(min(n, len(dataset)))]
 
 
-def compare_sources(scale: str, category: str, data: DataSource, runs: int = 1, device: str = "cpu",
+def compare_sources(ctx: RunContext | str, category: str, data: DataSource, runs: int = 1, device: str = "cpu",
                     seed: int = 42, generator: Path | None = None,
                     progress: bool = True) -> tuple[pd.DataFrame, dict[str, dict[str, torch.Tensor]]]:
     """Train (or reuse) the detector of every source, run ``r`` with seed ``seed + r``, and score it on
@@ -172,10 +173,10 @@ def compare_sources(scale: str, category: str, data: DataSource, runs: int = 1, 
     for run in range(runs):
         for source in SOURCES:
             if source not in ("DGM", "SDGM"):
-                source_run(source, scale, category, data, device, seed + run, generator, progress)
+                source_run(source, ctx, category, data, device, seed + run, generator, progress)
     for run in range(runs):
         for source in SOURCES:
-            run_dir = source_run(source, scale, category, data, device, seed + run, generator, progress)
+            run_dir = source_run(source, ctx, category, data, device, seed + run, generator, progress)
             _, pred = evaluate(run_dir, None, category, device=device, progress=False)
             rows.append({"source": source, "run": run, **score_predictions(pred, 0.5)})
             if run == 0:

@@ -67,11 +67,17 @@ def _methods(text: str) -> list[str]:
     return [known[m.lower()] for m in names]
 
 
-def _info(args, data, **notes):
+def _context(args):
+    """The run context of a command: its flags, and the environment for what they leave open."""
+    from paper_repro.context import RunContext
+
+    return RunContext.create(scale=args.scale, device=args.device, data_root=args.data, seed=args.seed)
+
+
+def _info(ctx, data, **notes):
     from paper_repro.results.tables import RunInfo
 
-    return RunInfo(scale=args.scale, dataset=data.label, device=args.device,
-                   notes=tuple((k, str(v)) for k, v in notes.items()))
+    return RunInfo.of(ctx, dataset=data.label, **notes)
 
 
 def _write(table, name: str, out: str | None) -> None:
@@ -83,18 +89,17 @@ def _write(table, name: str, out: str | None) -> None:
 
 
 def _tables(args: argparse.Namespace) -> int:
-    from paper_repro.config import get_config
-    from paper_repro.data.roots import resolve_data
     from paper_repro.experiments.dadnet_tables_1_3 import comparison, side_by_side_tables
     from paper_repro.experiments.detectors import default_runs
 
     methods = _methods(args.methods)
     pretrained = _pretrained(args.pretrained)
-    plan = get_config("baselines", args.scale)
-    runs = args.runs if args.runs is not None else default_runs(args.scale)
-    data = resolve_data(args.data, "mvtec", args.scale)
-    frame = comparison(args.scale, data, runs, methods, args.device, args.seed, pretrained)
-    info = _info(args, data, runs=runs, categories="+".join(plan.categories),
+    ctx = _context(args)
+    plan = ctx.config("baselines")
+    runs = args.runs if args.runs is not None else default_runs(ctx)
+    data = ctx.data("mvtec")
+    frame = comparison(ctx, data, runs, methods, args.device, args.seed, pretrained)
+    info = _info(ctx, data, runs=runs, categories="+".join(plan.categories),
                  pretrained=args.pretrained or plan.pretrained)
     for metric, table in side_by_side_tables(frame, info, plan).items():
         _write(table, {"image_auroc": "dadnet_table1_baselines", "pixel_auroc": "dadnet_table2_baselines",
@@ -103,36 +108,34 @@ def _tables(args: argparse.Namespace) -> int:
 
 
 def _ablation(args: argparse.Namespace) -> int:
-    from paper_repro.config import get_config
-    from paper_repro.data.roots import resolve_data
     from paper_repro.experiments.dadnet_table4 import ablation, table4
     from paper_repro.experiments.detectors import default_runs
 
-    runs = args.runs if args.runs is not None else default_runs(args.scale)
-    data = resolve_data(args.data, "mvtec", args.scale)
-    frame = ablation(args.scale, data, runs, args.device, args.seed)
-    info = _info(args, data, runs=runs, categories="+".join(get_config("baselines", args.scale).ablation_categories))
+    ctx = _context(args)
+    runs = args.runs if args.runs is not None else default_runs(ctx)
+    data = ctx.data("mvtec")
+    frame = ablation(ctx, data, runs, args.device, args.seed)
+    info = _info(ctx, data, runs=runs, categories="+".join(ctx.config("baselines").ablation_categories))
     for metric, table in table4(frame, info).items():
         _write(table, f"dadnet_table4_{metric}", args.out)
     return 0
 
 
 def _bridge(args: argparse.Namespace) -> int:
-    from paper_repro.config import get_config
-    from paper_repro.data.roots import resolve_data
     from paper_repro.defect_gan.trainer import trained_run
     from paper_repro.experiments import bridge
     from paper_repro.experiments.detectors import default_runs
 
-    runs = args.runs if args.runs is not None else default_runs(args.scale)
-    data = resolve_data(args.data, "mvtec", args.scale)
-    codebrim = resolve_data(args.codebrim, "codebrim", args.scale, seed=args.seed)
+    ctx = _context(args)
+    runs = args.runs if args.runs is not None else default_runs(ctx)
+    data = ctx.data("mvtec")
+    codebrim = ctx.replace(data_root=Path(args.codebrim).expanduser() if args.codebrim else None).data("codebrim")
     category = args.category or bridge.default_category(data)
     if not (data.root / category / "train" / "good").is_dir():  # before Defect-GAN trains
         raise UserError(f"--category {category}: {data.root} has no {category}/train/good folder")
-    generator = trained_run(get_config("defect_gan", args.scale), codebrim, seed=args.seed, device=args.device)
-    frame, _ = bridge.compare_sources(args.scale, category, data, runs, args.device, args.seed, generator)
+    generator = trained_run(ctx.config("defect_gan"), codebrim, seed=args.seed, device=args.device)
+    frame, _ = bridge.compare_sources(ctx, category, data, runs, args.device, args.seed, generator)
     table = frame.groupby("source", sort=False).mean(numeric_only=True).drop(columns="run").reset_index()
-    table.attrs["run_info"] = _info(args, data, category=category, runs=runs, defect_gan=generator.name).describe()
+    table.attrs["run_info"] = _info(ctx, data, category=category, runs=runs, defect_gan=generator.name).describe()
     _write(table, "bridge_pseudo_sources", args.out)
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from paper_repro.config import get_config
+from paper_repro.context import RunContext, as_context
 from paper_repro.data.roots import DataSource
 from paper_repro.evaluation.scoring import METRICS
 from paper_repro.experiments.detectors import (dadnet_loss_curves, dadnet_predictions, default_runs, mean_over_runs,
@@ -22,14 +22,14 @@ ABLATION = (
 )
 
 
-def ablation(scale: str, data: DataSource, runs: int | None = None, device: str = "cpu", seed: int = 42,
+def ablation(ctx: RunContext | str, data: DataSource, runs: int | None = None, device: str = "cpu", seed: int = 42,
              progress: bool = True) -> pd.DataFrame:
     """Table 4 measured: one row per (experiment, category, run), same budget and seed for all four."""
     rows = []
-    for run in range(runs or default_runs(scale)):
-        for category in get_config("baselines", scale).ablation_categories:
+    for run in range(runs or default_runs(ctx)):
+        for category in as_context(ctx).config("baselines").ablation_categories:
             for experiment, pseudo, dram in ABLATION:
-                pred = dadnet_predictions(scale, category, data, pseudo, dram, device, seed + run, progress)
+                pred = dadnet_predictions(ctx, category, data, pseudo, dram, device, seed + run, progress)
                 rows.append({**scored_row(experiment, category, run, pred), "experiment": experiment})
     return pd.DataFrame(rows)
 
@@ -42,9 +42,9 @@ def table4(frame: pd.DataFrame, run_info) -> dict[str, pd.DataFrame]:
                                  run_info=run_info) for metric in METRICS}
 
 
-def converged(scale: str, data: DataSource, runs: int, seed: int = 42) -> bool | str:
+def converged(ctx: RunContext | str, data: DataSource, runs: int, seed: int = 42) -> bool | str:
     """Have the ablation's runs plateaued (L_Focal over the last tenth of training)?"""
-    curves = dadnet_loss_curves(scale, data, get_config("baselines", scale).ablation_categories, runs,
+    curves = dadnet_loss_curves(ctx, data, as_context(ctx).config("baselines").ablation_categories, runs,
                                 [(pseudo, dram) for _, pseudo, dram in ABLATION], seed)
     return plateaued(curves, "L_Focal")
 

@@ -8,7 +8,8 @@ from typing import Iterable
 import pandas as pd
 
 from paper_repro.baselines.anomalib_models import METHODS
-from paper_repro.config import BaselinesConfig, get_config
+from paper_repro.config import BaselinesConfig
+from paper_repro.context import RunContext, as_context
 from paper_repro.data.roots import DataSource
 from paper_repro.experiments.detectors import (baseline_config, baseline_predictions, dadnet_config,
                                                dadnet_loss_curves, dadnet_predictions, default_runs, mean_over_runs,
@@ -22,24 +23,24 @@ TABLE_OF_METRIC = {"image_auroc": "dadnet.table1", "pixel_auroc": "dadnet.table2
 README_BACKBONES = {"resnet18": "ResNet-18", "wide_resnet50_2": "Wide ResNet-50"}
 
 
-def comparison(scale: str, data: DataSource, runs: int | None = None,
+def comparison(ctx: RunContext | str, data: DataSource, runs: int | None = None,
                methods: Iterable[str] = (*METHODS, "DADNet"), device: str = "cpu", seed: int = 42,
                pretrained: bool | str | None = None, progress: bool = True, keep: dict | None = None) -> pd.DataFrame:
     """Tables 1-3 measured: one row per (method, category, run) with every metric (percent).
 
     ``keep``, a dict, receives each method's predictions of the first run (``keep[(method, category)]``)
     for pictures."""
-    plan = get_config("baselines", scale)
+    plan = as_context(ctx).config("baselines")
     rows = []
-    for run in range(runs or default_runs(scale)):
+    for run in range(runs or default_runs(ctx)):
         for category in plan.categories:
             for method in methods:
                 if method == "DADNet":
-                    pred = dadnet_predictions(scale, category, data, device=device, seed=seed + run,
+                    pred = dadnet_predictions(ctx, category, data, device=device, seed=seed + run,
                                               progress=progress)
                 else:
-                    cfg = baseline_config(method, scale, seed + run, pretrained)
-                    limits = dadnet_config(scale)
+                    cfg = baseline_config(method, ctx, seed + run, pretrained)
+                    limits = dadnet_config(ctx)
                     pred = baseline_predictions(cfg, category, data, device, progress, limits.train_limit,
                                                 limits.test_limit)
                 rows.append(scored_row(method, category, run, pred))
@@ -83,9 +84,9 @@ def wide(table: pd.DataFrame, index: str = "category", columns: str = "method") 
     return out.reindex([i for i in dict.fromkeys(table[index]) if i in out.index])
 
 
-def converged(scale: str, data: DataSource, runs: int, seed: int = 42) -> bool | str:
+def converged(ctx: RunContext | str, data: DataSource, runs: int, seed: int = 42) -> bool | str:
     """Have DADNet's runs behind the tables plateaued (L_Focal over the last tenth of training)?"""
-    curves = dadnet_loss_curves(scale, data, get_config("baselines", scale).categories, runs, [("sdgm", True)], seed)
+    curves = dadnet_loss_curves(ctx, data, as_context(ctx).config("baselines").categories, runs, [("sdgm", True)], seed)
     return plateaued(curves, "L_Focal")
 
 

@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 from torch.utils.data import ConcatDataset, Dataset, Subset
 
-from paper_repro.config import get_config
+from paper_repro.context import RunContext, as_context
 from paper_repro.data.codebrim import CODEBRIM, CODEBRIM_CLASSES
 from paper_repro.data.io import image_tensor, read_image, resolve_normalize
 from paper_repro.data.roots import DataSource
@@ -183,35 +183,35 @@ def real_splits(codebrim: DataSource, image_size: int) -> dict[str, object]:
             for split in ("train", "val", "test")}
 
 
-def synthesized_sets(scale: str, codebrim: DataSource, n_defects: int, n_normals: int,
+def synthesized_sets(ctx: RunContext | str, codebrim: DataSource, n_defects: int, n_normals: int,
                      image_size: int, device: str = "cpu", seed: int = 42, progress: bool = True
                      ) -> dict[str, SynthesizedSet]:
     """{augmentation: its synthesized set}, training the synthesizers first if needed."""
     data = None
     sets = {}
     for name, row in SYNTHESIZERS.items():
-        run_dir = train_variant(scale, codebrim, device=device, seed=seed, progress=progress, **flags_of(row))
+        run_dir = train_variant(ctx, codebrim, device=device, seed=seed, progress=progress, **flags_of(row))
         folder = synthesized_set_dir(run_dir, n_defects, n_normals, seed)
         with run_lock(folder, wait=True):
             ensure_current(folder, [__name__], what="table3_synthesized")  # its code and the generator's
             if not (folder / "done.json").is_file():
-                data = data or load_training_data(table_config(scale), codebrim, seed=seed)
+                data = data or load_training_data(table_config(ctx), codebrim, seed=seed)
                 G = load_synthesizer(name, run_dir, row, device).generator
                 write_synthesized_set(G, data, folder, n_defects, n_normals, seed=seed, device=device)
         sets[name] = _maybe_in_memory(SynthesizedSet(folder, image_size), image_size)
     return sets
 
 
-def run_table3(scale: str, codebrim: DataSource, device: str = "cpu", seed: int = 42,
+def run_table3(ctx: RunContext | str, codebrim: DataSource, device: str = "cpu", seed: int = 42,
                backbones: tuple[str, ...] | None = None, weights: str | None = None, progress: bool = True,
                **overrides) -> list[DetectionResult]:
-    """Every (backbone, augmentation) cell of Table 3 at ``scale``; ``overrides`` change the
+    """Every (backbone, augmentation) cell of Table 3 at the context's scale; ``overrides`` change the
     DetectionConfig (e.g. ``epochs``)."""
-    cfg = get_config("detection", scale, **overrides)
+    cfg = as_context(ctx).config("detection", **overrides)
     real = real_splits(codebrim, cfg.image_size)
     n_def = cfg.n_synthesized
     n_norm = n_restored(n_def, real["train"].labels)
-    synthetic = synthesized_sets(scale, codebrim, n_def, n_norm, cfg.image_size, device, seed, progress)
+    synthetic = synthesized_sets(ctx, codebrim, n_def, n_norm, cfg.image_size, device, seed, progress)
     results = []
     for backbone in backbones or cfg.backbones:
         for augmentation in AUGMENTATIONS:
@@ -259,11 +259,11 @@ def classifiers_converged(results: list[DetectionResult], cfg) -> bool | str:
     return True
 
 
-def synthesizers_converged(scale: str, runs: dict[str, Path] | None = None) -> bool | str:
+def synthesizers_converged(ctx: RunContext | str, runs: dict[str, Path] | None = None) -> bool | str:
     """Are Table 3's synthesizers trained? ``runs`` ({name: run folder}) are judged by the FID curves
     the Tables 1-2 chapters recorded in them (:func:`paper_repro.experiments.synthesizers.converged`)."""
     curves = {name: recorded_fid_curve(run) for name, run in (runs or {}).items()}
-    return converged(scale, curves)
+    return converged(ctx, curves)
 
 
 def verdicts(frame: pd.DataFrame, trivial: float, classifiers_ready: bool | str,

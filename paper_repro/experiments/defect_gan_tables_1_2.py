@@ -9,19 +9,19 @@ from typing import Mapping
 
 import pandas as pd
 
-from paper_repro.config import get_config
+from paper_repro.context import RunContext, as_context
 from paper_repro.evaluation import fid
 from paper_repro.results.reading import Effect, Spread, Verdict, best_of, improvement, ordering
 
 IDEAL = "Ideal Defect Synthesizer"   # two halves of the real defects: first by construction, never ranked
 
 
-def table_extractor(scale: str, codebrim, image_size: int, seed: int = 42, progress: bool = True):
-    """The FID feature extractor of Tables 1 and 2 at ``scale``: ``gan_tables.fid_features`` (``inception``
+def table_extractor(ctx: RunContext | str, codebrim, image_size: int, seed: int = 42, progress: bool = True):
+    """The FID feature extractor of Tables 1 and 2 at the context's scale: ``gan_tables.fid_features`` (``inception``
     at ``full``, the paper's FID, so a missing checkpoint stops the chapter before anything trains with
     one line naming the file and how to fetch it; ``auto`` at smoke and demo, the in-domain CNN here)."""
-    kind = get_config("gan_tables", scale).fid_features
-    return fid.resolve_extractor(kind, codebrim=codebrim, image_size=image_size, scale=scale, seed=seed,
+    kind = as_context(ctx).config("gan_tables").fid_features
+    return fid.resolve_extractor(kind, codebrim=codebrim, image_size=image_size, ctx=ctx, seed=seed,
                                  progress=progress)
 
 

@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import Subset
 
 from paper_repro.baselines.anomalib_models import BaselineConfig, anomalib_version, build, fit, predict
-from paper_repro.config import get_config
+from paper_repro.context import RunContext, as_context
 from paper_repro.dadnet.evaluate import evaluate, first_of_each_type
 from paper_repro.dadnet.trainer import trained_run
 from paper_repro.data.mvtec import MVTecAD
@@ -23,36 +23,36 @@ from paper_repro.data.roots import DataSource
 from paper_repro.evaluation.scoring import EXTRA_METRICS, METRICS, ONE_RULE, score_predictions, threshold_for
 from paper_repro.runs.devices import seed_everything
 from paper_repro.results.reading import Spread, spreads
-from paper_repro.runs.folders import cached_tensors
+from paper_repro.runs.cached import cached_tensors
 
 METRIC_TITLES = {"image_auroc": "image AUROC (%)", "pixel_auroc": "pixel AUROC (%)",
                  "pixel_f1": "pixel F1, eq. (20) (%)", "pixel_ap": "pixel AP (%)",
                  "pixel_f1_max": "pixel F1-max (%)"}
 
 
-def dadnet_config(scale: str, seed: int = 42):
-    """DADNet's configuration behind Tables 1-4 at ``scale`` (the ``dadnet_tables`` profile)."""
-    return get_config("dadnet_tables", scale, seed=seed)
+def dadnet_config(ctx: RunContext | str, seed: int = 42):
+    """DADNet's configuration behind Tables 1-4 at the context's scale (the ``dadnet_tables`` profile)."""
+    return as_context(ctx).config("dadnet_tables", seed=seed)
 
 
-def default_runs(scale: str) -> int:
-    """The DADNet profile's ``runs`` at ``scale``: 1 at smoke, 3 (seeds 42-44) at demo, the paper's 3 at full."""
-    return get_config("dadnet", scale).runs
+def default_runs(ctx: RunContext | str) -> int:
+    """The DADNet profile's ``runs`` at the context's scale: 1 at smoke, 3 (seeds 42-44) at demo, the paper's 3 at full."""
+    return as_context(ctx).config("dadnet").runs
 
 
-def baseline_config(method: str, scale: str, seed: int = 42, pretrained: bool | str | None = None) -> BaselineConfig:
-    """One anomalib baseline at ``scale`` (the ``baselines`` profile), at DADNet's image size."""
-    plan = get_config("baselines", scale)
+def baseline_config(method: str, ctx: RunContext | str, seed: int = 42, pretrained: bool | str | None = None) -> BaselineConfig:
+    """One anomalib baseline at the context's scale (the ``baselines`` profile), at DADNet's image size."""
+    plan = as_context(ctx).config("baselines")
     return BaselineConfig(method=method, backbone=plan.backbone_of(method),
-                          image_size=dadnet_config(scale).image_size, batch_size=plan.batch_size,
+                          image_size=dadnet_config(ctx).image_size, batch_size=plan.batch_size,
                           epochs=plan.epochs(method), pretrained=plan.pretrained if pretrained is None else pretrained,
                           seed=seed)
 
 
-def dadnet_predictions(scale: str, category: str, data: DataSource, pseudo: str = "sdgm", dram: bool = True,
+def dadnet_predictions(ctx: RunContext | str, category: str, data: DataSource, pseudo: str = "sdgm", dram: bool = True,
                        device: str = "cpu", seed: int = 42, progress: bool = True) -> dict[str, torch.Tensor]:
     """Train (or reuse) DADNet's cached run and predict the category's test split."""
-    run_dir = trained_run(dadnet_config(scale, seed), data, category, pseudo=pseudo, dram=dram, device=device,
+    run_dir = trained_run(dadnet_config(ctx, seed), data, category, pseudo=pseudo, dram=dram, device=device,
                           progress=progress)
     _, pred = evaluate(run_dir, None, category, device=device, progress=progress)
     return pred
@@ -74,7 +74,9 @@ def baseline_predictions(cfg: BaselineConfig, category: str, data: DataSource, d
 
     key = dict(config=cfg, category=category, data=data.key, anomalib=anomalib_version(), train_limit=train_limit,
                test_limit=test_limit)
-    return cached_tensors("baseline_predictions", key, compute)
+    # recomputed when the wrapper of the anomalib models, the loader or the test selection change
+    return cached_tensors("baseline_predictions", key, compute,
+                          modules=["paper_repro.baselines.anomalib_models", "paper_repro.data.mvtec", "paper_repro.dadnet.evaluate"])
 
 
 def scored_row(method: str, category: str, run: int, pred: dict[str, torch.Tensor]) -> dict[str, Any]:
@@ -99,13 +101,13 @@ def per_run_average(frame: pd.DataFrame, metric: str, by: str = "method") -> dic
     return spreads(per_run, by, metric)
 
 
-def dadnet_loss_curves(scale: str, data: DataSource, categories, runs: int, variants, seed: int = 42,
+def dadnet_loss_curves(ctx: RunContext | str, data: DataSource, categories, runs: int, variants, seed: int = 42,
                        column: str = "loss_focal") -> dict[str, list[float]]:
     """{``"<pseudo>/<dram>/<category>/seed <s>"``: the logged ``column`` per epoch} of DADNet's cached
     runs (trained ones only: this reads their ``log.csv``), for a convergence check."""
     curves = {}
     for run in range(runs):
-        cfg = dadnet_config(scale, seed + run)
+        cfg = dadnet_config(ctx, seed + run)
         for category in categories:
             for pseudo, dram in variants:
                 run_dir = trained_run(cfg, data, category, pseudo=pseudo, dram=dram, progress=False)

@@ -24,7 +24,7 @@ from typing import Mapping, Sequence
 
 import torch
 
-from paper_repro.config import get_config
+from paper_repro.context import RunContext, as_context
 from paper_repro.data.roots import DataSource
 from paper_repro.defect_gan.control import restore, synthesize
 from paper_repro.defect_gan.data import TrainingData
@@ -54,15 +54,15 @@ def row_label(row: tuple[bool, bool, bool, bool]) -> str:
     return "+".join(f.upper() for f, on in flags_of(row).items() if on) or "none"
 
 
-def table_config(scale: str, **flags):
-    """The DefectGANConfig of a row at ``scale``: the ``defect_gan_tables`` profile and the switches."""
-    return get_config("defect_gan_tables", scale, **flags)
+def table_config(ctx: RunContext | str, **flags):
+    """The DefectGANConfig of a row at the context's scale: the ``defect_gan_tables`` profile and the switches."""
+    return as_context(ctx).config("defect_gan_tables", **flags)
 
 
-def train_variant(scale: str, data: DataSource, device: str = "cpu", seed: int = 42,
+def train_variant(ctx: RunContext | str, data: DataSource, device: str = "cpu", seed: int = 42,
                   progress: bool = True, **flags) -> Path:
     """The run folder of one ablation row (trained on first use, then shared from the cache)."""
-    return trained_run(table_config(scale, **flags), data, seed=seed, device=device, progress=progress)
+    return trained_run(table_config(ctx, **flags), data, seed=seed, device=device, progress=progress)
 
 
 def unconditional_data(data: TrainingData) -> TrainingData:
@@ -71,10 +71,10 @@ def unconditional_data(data: TrainingData) -> TrainingData:
                         ("Defect",), data.normal_sampler.seed, normals_source=data.normals_source)
 
 
-def train_unconditional(scale: str, data: DataSource, device: str = "cpu", seed: int = 42,
+def train_unconditional(ctx: RunContext | str, data: DataSource, device: str = "cpu", seed: int = 42,
                         progress: bool = True) -> Path:
     """The CycleGAN-style row: StarGAN's networks on normal <-> "Defect" (see the module doc)."""
-    cfg = table_config(scale, **flags_of((False, False, False, False)))
+    cfg = table_config(ctx, **flags_of((False, False, False, False)))
     return trained_run(cfg, data, seed=seed, device=device, progress=progress,
                        name="defect_gan_unconditional", relabel=unconditional_data)
 
@@ -203,7 +203,7 @@ def recorded_fid_curve(run_dir: str | Path, key: dict | None = None) -> list[tup
     return [(int(step), float(value)) for step, value in saved["curve"]]
 
 
-def converged(scale: str, curves: Mapping[str, Sequence[tuple[int, float]]] | None = None) -> bool | str:
+def converged(ctx: RunContext | str, curves: Mapping[str, Sequence[tuple[int, float]]] | None = None) -> bool | str:
     """Are the tables' synthesizers trained? ``True``, or the reason they are not, for a verdict's
     ``converged``.
 
@@ -213,8 +213,8 @@ def converged(scale: str, curves: Mapping[str, Sequence[tuple[int, float]]] | No
     (:func:`paper_repro.results.reading.plateaued`). FID that rises again counts as converged: more
     training would not make that run better by this measure.
     """
-    tables = table_config(scale)
-    if scale == "smoke":
+    tables = table_config(ctx)
+    if as_context(ctx).scale == "smoke":
         return f"smoke trains {tables.iterations} iterations to test the code, not the method"
     missing = [run for run, curve in (curves or {}).items() if not curve]
     if not curves or missing:

@@ -28,7 +28,7 @@ import pandas as pd
 from scipy import stats
 from scipy.stats import kendalltau
 
-from paper_repro.config import cache_dir
+from paper_repro.environment import cache_dir
 from paper_repro.results.statistics import ALPHA, POWER, holm, kendall_exact, seeds_for_power, trend, welch
 from paper_repro.results.tables import results_view, save_table
 

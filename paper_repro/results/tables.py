@@ -10,7 +10,6 @@ import dataclasses
 import functools
 import importlib.metadata
 import json
-import os
 import platform
 import subprocess
 from pathlib import Path
@@ -18,8 +17,6 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from paper_repro.config import PRECISION_ENV, dry_run_active
-from paper_repro.runs.precision import resolve_precision
 
 # The packages whose version can change a number in a table.
 PROVENANCE_PACKAGES = ("paper-repro", "torch", "torchvision", "diffusers", "transformers", "anomalib", "timm",
@@ -60,12 +57,11 @@ class RunInfo:
 
     @classmethod
     def of(cls, ctx: Any, dataset: str | None = None, **notes: Any) -> "RunInfo":
-        """From a chapter's :class:`paper_repro.book.notebook.Chapter`; the precision is the one its
-        training runs resolved on its device (``$PAPER_REPRO_PRECISION``, else ``auto``)."""
-        precision = resolve_precision(os.environ.get(PRECISION_ENV) or "auto", ctx.device).name
-        scale = f"{ctx.scale} (dry run: counts capped)" if ctx.scale == "full" and dry_run_active() else ctx.scale
+        """From a :class:`paper_repro.context.RunContext`; the precision is the one its training runs
+        resolved on its device (the context's, else ``auto``)."""
+        scale = f"{ctx.scale} (dry run: counts capped)" if ctx.scale == "full" and ctx.dry_run else ctx.scale
         return cls(scale=scale, dataset=dataset or ctx.data_label, device=str(ctx.device),
-                   notes=tuple((k, str(v)) for k, v in notes.items()), precision=precision)
+                   notes=tuple((k, str(v)) for k, v in notes.items()), precision=ctx.precision_label)
 
     def describe(self) -> str:
         extra = "".join(f", {k}={v}" for k, v in self.notes)

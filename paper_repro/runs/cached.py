@@ -14,11 +14,12 @@ run is used; when they differ it prints one line naming what changed ("retrainin
 changed") and empties the folder, so the run is trained again from the start. Runs written before
 ``code.json`` existed count as stale.
 
-Two parts of the package are left out of a cached run's manifest (:data:`NOT_FINGERPRINTED`):
+Four parts of the package are left out of a cached run's manifest (:data:`NOT_FINGERPRINTED`):
 ``paper_repro/config.py`` holds the settings, and the settings a run used are already its cache key (a new
-profile for one paper must not retrain the other paper's runs); ``paper_repro/results`` reads trained runs
+profile for one paper must not retrain the other paper's runs); ``paper_repro/context.py`` and
+``paper_repro/environment.py`` only resolve those settings from flags and variables; ``paper_repro/results`` reads trained runs
 into tables and verdicts and never produces one. A book chapter's manifest (``paper_repro.book.build``)
-leaves nothing out: a chapter's output depends on both.
+leaves nothing out: a chapter's output depends on all of them.
 """
 from __future__ import annotations
 
@@ -29,15 +30,21 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Callable, Iterable
 
+import torch
+
+from paper_repro.environment import cache_dir
 from paper_repro.errors import UserError
-from paper_repro.runs.checkpoints import DamagedCheckpoint, atomic_write, latest_checkpoint, verify_checkpoint
+from paper_repro.runs.checkpoints import (DamagedCheckpoint, atomic_write, latest_checkpoint, read_verified, save_verified,
+                                          verify_checkpoint)
+from paper_repro.runs.folders import config_hash, run_lock
 
 PACKAGE = "paper_repro"
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = "code.json"
-NOT_FINGERPRINTED = (f"{PACKAGE}.config", f"{PACKAGE}.results")  # settings (in every key); tables and verdicts
+# settings (in every key), the context and environment that resolve them, tables and verdicts
+NOT_FINGERPRINTED = (f"{PACKAGE}.config", f"{PACKAGE}.context", f"{PACKAGE}.environment", f"{PACKAGE}.results")
 
 
 def _strip_docstrings(tree: ast.AST) -> ast.AST:
@@ -104,6 +111,13 @@ def code_manifest(*modules: str, exclude: tuple[str, ...] = NOT_FINGERPRINTED, r
     """``{relative path: fingerprint}`` of ``modules`` and every module of ``package`` they import,
     transitively; modules in ``exclude`` (and their submodules) are neither listed nor followed."""
     return dict(_manifest(tuple(sorted(modules)), tuple(exclude), root, package))
+
+
+def code_fingerprint(*modules: str, exclude: tuple[str, ...] = NOT_FINGERPRINTED) -> str:
+    """One short hash of :func:`code_manifest`: for a cache key or a folder name that must change when
+    the code behind it does."""
+    manifest = json.dumps(code_manifest(*modules, exclude=exclude), sort_keys=True)
+    return hashlib.sha256(manifest.encode()).hexdigest()[:10]
 
 
 def _excluded(name: str, exclude: tuple[str, ...]) -> bool:
@@ -178,7 +192,7 @@ def _drop_damaged(run_dir: Path, what: str) -> None:
         path, err = damaged
         if not os.access(run_dir, os.W_OK):
             raise UserError(f"{err}; the folder is read-only, so it cannot be rebuilt: make it writable") from None
-        print(f"rebuilding {what}: {path.name} is damaged")
+        print(f"rebuilding {what}: {err}")
         path.unlink()
 
 
@@ -209,5 +223,36 @@ def ensure_current(run_dir: str | Path, modules: Iterable[str], what: str = "", 
     return run_dir
 
 
-__all__ = ["MANIFEST", "NOT_FINGERPRINTED", "source_fingerprint", "is_module", "code_manifest", "changed_files", "listed",
+TENSORS_FILE = "tensors.safetensors"
+
+
+def cached_tensors(kind: str, key: Any, compute: Callable[[], dict[str, torch.Tensor]],
+                   modules: Iterable[str] = ()) -> dict[str, torch.Tensor]:
+    """``compute()``'s tensors, computed once per ``key`` by the current code of ``modules``.
+
+    They live in ``cache_dir()/<kind>/<hash of key>/tensors.safetensors``, written atomically with a digest
+    of every tensor, in a folder that records the code that computed them (:func:`ensure_current`). Two
+    processes asking at once compute once (the second waits on the folder's lock); a change to that code
+    computes them again, naming the file ("retraining sdgm: dadnet/sdgm.py changed"); a damaged file
+    (unreadable, truncated, a tensor missing, changed or added, or no digest) is named in one line and
+    computed again."""
+    folder = cache_dir() / kind / config_hash(key)
+    with run_lock(folder, wait=True):
+        ensure_current(folder, modules, what=kind)
+        path = folder / TENSORS_FILE
+        if path.is_file():
+            try:
+                return read_verified(path)
+            except DamagedCheckpoint as err:
+                if not os.access(folder, os.W_OK):
+                    raise UserError(f"{err}; the folder is read-only, so it cannot be rebuilt: make it writable") from None
+                print(f"rebuilding {kind}: {err}")
+                path.unlink()
+        tensors = {name: value.contiguous() for name, value in compute().items()}
+        save_verified(path, tensors)
+        return tensors
+
+
+__all__ = ["TENSORS_FILE", "cached_tensors", "MANIFEST", "NOT_FINGERPRINTED", "source_fingerprint", "is_module", "code_manifest",
+           "code_fingerprint", "changed_files", "listed",
            "stale_reason", "ensure_current"]

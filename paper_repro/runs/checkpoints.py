@@ -191,23 +191,42 @@ class DamagedCheckpoint(UserError):
     """A checkpoint whose bytes are not what was written (a flipped bit, a truncated copy)."""
 
 
-def _check_digest(path: Path, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> None:
+def _check_digest(path: Path, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str],
+                  required: bool = False) -> None:
     expected = metadata.get(DIGEST_KEY)
+    if expected is None and required:
+        raise DamagedCheckpoint(f"{path}: damaged, it carries no digest of its tensors (rewritten by something else)")
     if expected is not None and tensor_digest(tensors) != expected:
         raise DamagedCheckpoint(f"{path}: damaged checkpoint, its tensors do not match the digest written with them")
 
 
-def verify_checkpoint(path: str | Path) -> None:
-    """Raise :class:`DamagedCheckpoint` (one line naming the file) unless ``path`` reads back with the
-    digest it was written with. Checkpoints written before digests existed pass when they parse."""
+def read_verified(path: str | Path, digest_required: bool = True) -> dict[str, torch.Tensor]:
+    """The tensors of the safetensors file ``path``, or :class:`DamagedCheckpoint` (one line naming it) when
+    it cannot be read or its tensors are not those its digest was written for (``digest_required``: a file
+    without a digest counts as damaged; else it passes when it parses, as checkpoints written before
+    digests existed do)."""
     path = Path(path)
     try:
         tensors = load_file(str(path), device="cpu")
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
     except (OSError, ValueError, SafetensorError) as err:
-        raise DamagedCheckpoint(f"{path}: damaged checkpoint, it cannot be read ({err})") from None
-    _check_digest(path, tensors, metadata)
+        raise DamagedCheckpoint(f"{path}: damaged, it cannot be read ({err})") from None
+    _check_digest(path, tensors, metadata, required=digest_required)
+    return tensors
+
+
+def save_verified(path: str | Path, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None = None) -> Path:
+    """Write ``tensors`` to ``path`` atomically, with the digest :func:`read_verified` checks."""
+    tensors = {name: value.contiguous() for name, value in tensors.items()}
+    metadata = {**(metadata or {}), DIGEST_KEY: tensor_digest(tensors)}
+    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+
+def verify_checkpoint(path: str | Path) -> None:
+    """Raise :class:`DamagedCheckpoint` (one line naming the file) unless ``path`` reads back with the
+    digest it was written with. Checkpoints written before digests existed pass when they parse."""
+    read_verified(path, digest_required=False)
 
 
 def save_checkpoint(path: str | Path, *, modules: Mapping[str, nn.Module],
@@ -294,6 +313,6 @@ def load_weights(path: str | Path, modules: Mapping[str, nn.Module]) -> dict[str
 __all__ = [
     "TMP_SUFFIX", "current_umask", "atomic_write", "checkpoint_path", "checkpoints", "latest_checkpoint",
     "prune_checkpoints", "kept_checkpoints", "remove_stale_temporaries", "rng_state", "set_rng_state",
-    "DIGEST_KEY", "tensor_digest", "DamagedCheckpoint", "verify_checkpoint", "save_checkpoint", "load_checkpoint",
+    "DIGEST_KEY", "tensor_digest", "DamagedCheckpoint", "read_verified", "save_verified", "verify_checkpoint", "save_checkpoint", "load_checkpoint",
     "load_weights",
 ]

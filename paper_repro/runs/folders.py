@@ -25,15 +25,15 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Iterator, Mapping
 
 import pandas as pd
 import torch
 import torch.distributed
-from safetensors.torch import load_file, save_file
 from torchvision.utils import save_image
 
-from paper_repro.config import cache_dir, get_config
+from paper_repro.config import get_config
+from paper_repro.environment import cache_dir
 from paper_repro.errors import UserError
 from paper_repro.runs.checkpoints import atomic_write
 
@@ -210,20 +210,6 @@ def cached_run_dir(name: str, config: Any, **extra: Any) -> Path:
     return cache_dir() / "runs" / f"{name}-{config_hash(config, **extra)}"
 
 
-def cached_tensors(kind: str, key: Any, compute: Callable[[], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """``compute()``'s tensors, computed once per ``key`` and kept as one safetensors file.
-
-    The file is ``cache_dir()/<kind>/<hash of key>.safetensors``, written atomically, so two
-    processes asking at once at worst compute twice and never read half a file.
-    """
-    path = cache_dir() / kind / f"{config_hash(key)}.safetensors"
-    if path.is_file():
-        return load_file(str(path))
-    tensors = {name: value.contiguous() for name, value in compute().items()}
-    atomic_write(path, lambda tmp: save_file(tensors, tmp))
-    return tensors
-
-
 class CSVLog:
     """Append-only CSV of training values, one row per logged step.
 
@@ -283,5 +269,5 @@ def save_image_grid(images: torch.Tensor, path: str | Path, nrow: int = 8,
 __all__ = [
     "write_run_config", "read_run_config", "paper_of", "config_from_run", "config_differences", "run_lock",
     "config_hash", "cached_run_dir",
-    "cached_tensors", "CSVLog", "save_image_grid",
+    "CSVLog", "save_image_grid",
 ]
