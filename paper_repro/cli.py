@@ -38,10 +38,10 @@ from paper_repro.errors import UserError
 COMMAND_MODULES = (
     "paper_repro.book.reproduce",
     "paper_repro.book.build",
-    "paper_repro.data.cli",
-    "paper_repro.defect_gan.cli",
-    "paper_repro.dadnet.cli",
-    "paper_repro.experiments.cli",
+    "paper_repro.commands.data",
+    "paper_repro.commands.defect_gan",
+    "paper_repro.commands.dadnet",
+    "paper_repro.commands.baselines",
 )
 
 

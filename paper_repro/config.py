@@ -32,7 +32,7 @@ def check_scale(scale: str) -> str:
 # SDGM checkpoints that are names, not folders or model ids
 TINY_SD_MODEL = "tiny"  # SDGM's offline, randomly initialised pipeline (tests only); not a checkpoint on disk
 # SDGM's stand-in for Stable Diffusion at smoke and demo: a small inpainting diffusion model the project
-# pretrained itself and ships in paper_repro/dadnet/sdgm_standin/ (MODEL_CARD.md; `dadnet sdgm-pretrain`)
+# pretrained itself and ships in paper_repro/standin/sdgm_standin/ (MODEL_CARD.md; `dadnet sdgm-pretrain`)
 STANDIN_SD_MODEL = "standin"
 
 

@@ -233,7 +233,7 @@ def test_stfpm_builds_offline_and_backbone_weights_load_from_a_file(tmp_path):
 def test_cli_tables_passes_runs_and_writes_the_three_tables(monkeypatch, tmp_path, capsys):
     import argparse
 
-    from paper_repro.experiments import cli
+    from paper_repro.commands import baselines as cli
 
     calls = {}
 

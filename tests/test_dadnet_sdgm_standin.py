@@ -80,7 +80,7 @@ def test_standin_paints_what_the_prompt_names(standin):
 
 
 def test_sdgm_pretrain_writes_a_loadable_checkpoint_with_its_card(tmp_path):
-    from paper_repro.dadnet.sdgm_pretrain import pretrain
+    from paper_repro.standin.pretrain import pretrain
 
     out = pretrain(tmp_path / "mini", steps=2, seed=3, image_size=32, batch_size=4, corpus_size=24,
                    vae_steps=2, progress=False)

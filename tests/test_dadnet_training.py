@@ -9,7 +9,7 @@ from conftest import run_torchrun
 from paper_repro.runs import checkpoints, folders
 from paper_repro.cli import main
 from paper_repro.config import get_config
-from paper_repro.dadnet import cli
+from paper_repro.commands import dadnet as cli
 from paper_repro.dadnet.networks import DADNet
 from paper_repro.dadnet.trainer import load_model, pseudo_anomalies, reconstruction_at_inference, train
 from paper_repro.data.roots import resolve_data

@@ -87,7 +87,7 @@ def test_the_upsampling_is_one_named_choice_at_every_scale():
 def test_the_chapter_summary_names_the_classes_above_the_bar():
     import pandas as pd
 
-    from paper_repro.defect_gan.showcase import artifact_summary
+    from paper_repro.book.showcase import artifact_summary
     from paper_repro.evaluation.artifacts import ArtifactVerdict
 
     def row(v, kind):
@@ -105,7 +105,7 @@ def test_the_chapter_summary_names_the_classes_above_the_bar():
 def test_the_recognition_summary_compares_painted_with_real_crops():
     import pandas as pd
 
-    from paper_repro.defect_gan.showcase import recognition_summary
+    from paper_repro.book.showcase import recognition_summary
 
     table = pd.DataFrame({"painted, called this class": [0.9, 0.1, 0.0],
                           "real crops, called this class": [0.8, 0.8, 0.0]},
@@ -119,7 +119,7 @@ def test_recognition_check_reads_every_class_with_the_in_domain_judge(tmp_path, 
     """On the smoke data, with an untrained generator: one row per class, shares in [0, 1], and the real
     crops' column is the judge's own reading of the data (the same for any generator)."""
     from paper_repro.book.notebook import chapter_setup
-    from paper_repro.defect_gan.showcase import recognition_check
+    from paper_repro.book.showcase import recognition_check
 
     ctx = chapter_setup(scale="smoke")
     classes = ["Crack", "Spallation", "Efflorescence", "ExposedBars", "CorrosionStain"]

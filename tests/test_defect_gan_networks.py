@@ -120,7 +120,7 @@ def test_ablation_flags_change_the_parameter_set():
 
 
 def test_cli_ablation_names_map_to_table2_rows():
-    from paper_repro.defect_gan.cli import parse_ablation
+    from paper_repro.commands.defect_gan import parse_ablation
     from paper_repro.errors import UserError
 
     assert parse_ablation("stargan") == {"scc": False, "ani": False, "lwc": False, "sc": False}

@@ -81,13 +81,48 @@ def _imports(path: Path, top_level_only: bool) -> set[str]:
 def test_research_modules_import_at_the_top():
     lazy = []
     for path in MODULES:
-        if path.name in LAZY_ALLOWED:
+        if path.name in LAZY_ALLOWED or path.parent.name == "commands":   # the command line loads what a command needs
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 lazy += [f"{path.relative_to(PACKAGE)}:{n.lineno}" for n in ast.walk(node)
                          if isinstance(n, (ast.Import, ast.ImportFrom))]
     assert not lazy, f"imports inside functions: {lazy}"
+
+
+# The package's layers, lowest first: a module may import its own layer and the ones below, never above.
+# The papers sit on the shared machinery; the experiments (one module per results table) on the papers;
+# the book's helpers and the command line on top of everything they run.
+LAYERS = (
+    ("errors", "config", "environment"),                               # settings, read once
+    ("runs", "data", "compose", "weights"),                            # training loop, data sets, weights
+    ("context",),                                                      # a run's settings resolved
+    ("evaluation", "defect_gan", "dadnet", "standin", "baselines"),    # the papers and what scores them
+    ("experiments", "results"),                                        # the results tables and their reading
+    ("book", "commands", "cli", "__main__", ""),                       # chapters' helpers, command line
+)
+
+
+def _layer(module: str) -> int:
+    top = module.split(".")[1] if module.count(".") else ""
+    for level, names in enumerate(LAYERS):
+        if top in names:
+            return level
+    raise AssertionError(f"{module}: in no layer of LAYERS; add it")
+
+
+def test_no_module_imports_one_from_a_higher_layer():
+    upward = []
+    for path in MODULES:
+        name = module_name(path)
+        for target in _imports(path, top_level_only=False):
+            target = target if target in {module_name(p) for p in MODULES} else target.rsplit(".", 1)[0]
+            if target.startswith("paper_repro") and _layer(target) > _layer(name):
+                upward.append(f"{name} imports {target}")
+    assert not upward, upward
+    # the paper packages hold no command-line code and no chapter helper
+    for paper in ("defect_gan", "dadnet", "standin", "evaluation", "experiments"):
+        assert not any(p.name in ("cli.py", "showcase.py", "painter.py") for p in (PACKAGE / paper).glob("*.py"))
 
 
 def test_no_module_is_imported_under_a_one_letter_alias():

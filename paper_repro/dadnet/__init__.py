@@ -9,6 +9,8 @@ Modules, in the order of the paper:
 - :mod:`~paper_repro.dadnet.dram` - DRAM, eq. (13)-(19)
 - :mod:`~paper_repro.dadnet.networks` - reconstructive and discriminative U-Nets (§2.2)
 - :mod:`~paper_repro.dadnet.losses` - L_rec eq. (7)-(10), focal loss eq. (11)-(12)
-- :mod:`~paper_repro.dadnet.trainer`, :mod:`~paper_repro.dadnet.evaluate` (image score from M_p, metrics),
-  :mod:`~paper_repro.dadnet.cli`
+- :mod:`~paper_repro.dadnet.trainer`, :mod:`~paper_repro.dadnet.evaluate` (image score from M_p, metrics)
+
+SDGM's small stand-in for Stable Diffusion (its corpus, pretraining and shipped checkpoint) is a package of
+its own, :mod:`paper_repro.standin`; the command line is :mod:`paper_repro.commands.dadnet`.
 """

@@ -18,7 +18,7 @@ Two ways in, one code path (:func:`load_sdgm`):
 - a model id or local folder of a real Stable Diffusion (inpainting) checkpoint, e.g.
   ``stable-diffusion-v1-5/stable-diffusion-inpainting``;
 - ``"standin"`` (smoke and demo): a small inpainting diffusion model that the project pretrained
-  itself on a corpus of rendered defects (:mod:`paper_repro.dadnet.sdgm_pretrain`) and ships in
+  itself on a corpus of rendered defects (:mod:`paper_repro.standin.pretrain`) and ships in
   ``sdgm_standin/`` in the diffusers layout, with a model card; it is loaded exactly as a real folder
   is, and its weights are checked against :data:`STANDIN_SHA256` first;
 - ``"tiny"`` (tests only): a tiny, *randomly initialised* pipeline built from configs, with a CLIP
@@ -60,7 +60,7 @@ from paper_repro.weights import (SD_EXCLUDE, SD_INCLUDE, WeightsMissing, is_repo
 
 TINY = TINY_SD_MODEL
 STANDIN = STANDIN_SD_MODEL
-STANDIN_DIR = Path(__file__).resolve().parent / "sdgm_standin"
+STANDIN_DIR = Path(__file__).resolve().parents[1] / "standin" / "sdgm_standin"   # paper_repro/standin/
 # The shipped stand-in's weights (sdgm_standin/MODEL_CARD.md lists the same): a changed file is refused.
 STANDIN_SHA256: dict[str, str] = {
     "text_encoder/model.safetensors": "7c96adb1382cae5844e8d36ef801decafce943dd01d7f3e4b5eedc4dde22bedb",

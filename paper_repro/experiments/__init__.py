@@ -4,5 +4,6 @@
   :mod:`.defect_gan_table3` (classifiers trained with synthesized samples).
 - DADNet: :mod:`.detectors` (what Tables 1-4 share), :mod:`.dadnet_tables_1_3`, :mod:`.dadnet_table4`.
 - :mod:`.bridge`: DADNet's detector trained on DGM, SDGM and Defect-GAN pseudo-anomalies.
-- :mod:`.cli`: ``python -m paper_repro baselines tables|ablation|bridge``.
+- the command line, ``python -m paper_repro baselines tables|ablation|bridge``, is
+  :mod:`paper_repro.commands.baselines`.
 """

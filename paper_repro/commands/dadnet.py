@@ -41,7 +41,7 @@ def register(subparsers) -> None:
     ev.set_defaults(func=_eval)
 
     sp = sub.add_parser("sdgm-pretrain", help="pretrain SDGM's small stand-in diffusion model (the one "
-                        "shipped in paper_repro/dadnet/sdgm_standin/; ~35 min on one CPU thread)")
+                        "shipped in paper_repro/standin/sdgm_standin/; ~35 min on one CPU thread)")
     sp.add_argument("--out", required=True, type=output_folder, help="folder for the diffusers checkpoint")
     sp.add_argument("--steps", type=positive_int, default=2800, help="UNet training steps (default 2800)")
     sp.add_argument("--seed", type=int, default=0)
@@ -88,7 +88,7 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _sdgm_pretrain(args: argparse.Namespace) -> int:
-    from paper_repro.dadnet.sdgm_pretrain import pretrain
+    from paper_repro.standin.pretrain import pretrain
 
     out = pretrain(args.out, steps=args.steps, seed=args.seed, image_size=args.image_size,
                    batch_size=args.batch_size, threads=args.threads)

@@ -413,7 +413,12 @@ OUTSIDE_WEIGHT = 0.2   # loss weight of latent pixels outside M (inside: 1 + thi
 
 
 class EMA:
-    """Exponential moving average of parameters (decay ramps up as ``(1 + n) / (10 + n)``)."""
+    """Exponential moving average of parameters (decay ramps up as ``(1 + n) / (10 + n)``).
+
+    Not diffusers' ``EMAModel``: its warm-up (``diffusers/training_utils.py``, ``get_decay``) gives decay 0 at
+    the first update and ``(1 + s) / (10 + s)`` with ``s = n - 1`` after, one update behind this one, and it
+    updates by subtraction; the shipped checkpoint was trained with this average, and its model card
+    reproduces it byte for byte only with it."""
 
     def __init__(self, modules: list[torch.nn.Module], decay: float = 0.999):
         self.params = [p for m in modules for p in m.parameters()]
@@ -595,7 +600,7 @@ def write_model_card(out: Path, info: dict) -> Path:
         RETRAIN_COMMAND.format(out=out.name, steps=info["steps"], seed=info["seed"]),
         "```",
         "",
-        f"(`paper_repro.dadnet.sdgm_pretrain.pretrain(out, steps={info['steps']}, seed={info['seed']}, "
+        f"(`paper_repro.standin.pretrain.pretrain(out, steps={info['steps']}, seed={info['seed']}, "
         f"image_size={info['image_size']}, batch_size={info['batch_size']}, threads={info['threads']})`)",
         "",
         "## Training",
