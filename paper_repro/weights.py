@@ -42,6 +42,7 @@ fails on its keys or shapes. (The tests rely on this: they plant random stand-in
 """
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Mapping
@@ -53,6 +54,7 @@ from huggingface_hub import constants as hf_constants
 from huggingface_hub import try_to_load_from_cache
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 from torch import nn
 
@@ -326,6 +328,41 @@ def _cached_snapshot(model_id: str) -> Path | None:
     return Path(found).parent if isinstance(found, str) else None
 
 
+def check_safetensors(path: Path) -> None:
+    """Refuse ``path`` (:class:`WeightsRefused`, one line) unless it parses as safetensors, header and
+    extent: a pickle renamed ``.safetensors`` or a truncated download is stopped before a library opens it."""
+    try:
+        with safe_open(str(path), framework="pt"):
+            pass
+    except (OSError, SafetensorError) as err:
+        raise WeightsRefused(f"{path}: refused, not a complete safetensors file ({one_line_reason(err)}); "
+                             "fetch it again") from None
+
+
+def _index_shards(index: Path) -> list[Path]:
+    """The shard files a sharded checkpoint's ``*.index.json`` names, each a safetensors file in the same
+    folder; an index that names anything else (a ``.bin``, a path outside the folder, a missing file) or
+    that is not the index format is refused before any library reads it."""
+    try:
+        weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+        shards = sorted(set(weight_map.values()))
+        if not shards or not all(isinstance(s, str) for s in shards):
+            raise ValueError("no shard names")
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as err:
+        raise WeightsRefused(f"{index}: refused, not a safetensors index with a weight_map of shard files "
+                             f"({one_line_reason(err)})") from None
+    files = []
+    for shard in shards:
+        path = index.parent / shard
+        if Path(shard).name != shard or not shard.endswith(".safetensors"):
+            raise WeightsRefused(f"{index}: refused, it names {shard!r}; an index may name only .safetensors "
+                                 "files beside it (pickled shards are never unpickled)")
+        if not path.is_file():
+            raise WeightsMissing(f"{index}: names {shard}, which is not in {index.parent}")
+        files.append(path)
+    return files
+
+
 def sd_variants(folder: str | Path) -> dict[str, str | None]:
     """For each weights component of a diffusers folder, the variant to load: ``None`` when it holds
     fp32 safetensors, ``"fp16"`` when it holds only the fp16 variant's."""
@@ -335,10 +372,13 @@ def sd_variants(folder: str | Path) -> dict[str, str | None]:
 
 def _safetensors_variant(component: Path, stem: str) -> str | None:
     names = {p.name for p in component.iterdir()} if component.is_dir() else set()
-    if f"{stem}.safetensors" in names or f"{stem}.safetensors.index.json" in names:
-        return None
-    if f"{stem}.fp16.safetensors" in names or f"{stem}.safetensors.index.fp16.json" in names:
-        return "fp16"
+    for variant, single, index in ((None, f"{stem}.safetensors", f"{stem}.safetensors.index.json"),
+                                   ("fp16", f"{stem}.fp16.safetensors", f"{stem}.safetensors.index.fp16.json")):
+        if single in names or index in names:
+            files = [component / single] if single in names else _index_shards(component / index)
+            for file in files:
+                check_safetensors(file)
+            return variant
     pickled = sorted(n for n in names if n.endswith(".bin"))
     if pickled:
         raise WeightsRefused(f"{component}: refused, its weights are only pickled ({', '.join(pickled)}), "
@@ -347,7 +387,7 @@ def _safetensors_variant(component: Path, stem: str) -> str | None:
 
 
 __all__ = [
-    "BACKBONE_WEIGHTS_ENV", "INCEPTION_WEIGHTS_ENV", "INCEPTION_WEIGHTS_FILE", "INCEPTION_URL", "SD_WEIGHTS",
+    "check_safetensors", "BACKBONE_WEIGHTS_ENV", "INCEPTION_WEIGHTS_ENV", "INCEPTION_WEIGHTS_FILE", "INCEPTION_URL", "SD_WEIGHTS",
     "WeightsMissing", "WeightsRefused", "read_state_dict", "one_line_reason", "load_state", "torchvision_url",
     "locate_torchvision", "rename_old_densenet_keys", "torchvision_state_dict", "locate_inception", "timm_repo_id",
     "locate_timm",

@@ -991,7 +991,106 @@ WEIGHTS_CASES = section(
     C("bl-api-pretrained-pickle", "base", py_baseline_pretrained_pickle, 2, ("backbone.pth",), (), ("marker",)),
 )
 
-CASES = CLI_CASES + DATA_CASES + RUNS_CASES + DISTRIBUTED_CASES + WEIGHTS_CASES
+# ---- owner weights: Stable Diffusion files no library may open before they are checked (issue 29, item 3)
+# Every weight file a diffusers folder's component names (one file, or every shard an index names) must be a
+# complete safetensors file beside it; the damage below is generated per component.
+_TINY_SD: dict[str, Path] = {}
+
+
+def _tiny_sd(c: Ctx) -> Path:
+    """A copy of a tiny random Stable Diffusion inpainting folder (built once per session)."""
+    from paper_repro.dadnet.sdgm import build_tiny_sdgm
+
+    if "folder" not in _TINY_SD:
+        _TINY_SD["folder"] = build_tiny_sdgm(c.art.root / "tiny_sd")
+    folder = c.tmp / "sd"
+    shutil.copytree(_TINY_SD["folder"], folder)
+    c.p["sd"] = str(folder)
+    return folder
+
+
+def _damage_sd(component: str, damage: str):
+    from paper_repro.weights import SD_WEIGHTS
+
+    def apply(c: Ctx):
+        folder = _tiny_sd(c) / component
+        stem = SD_WEIGHTS[component]
+        single = folder / f"{stem}.safetensors"
+        index = folder / f"{stem}.safetensors.index.json"
+        if damage in ("truncated", "empty"):
+            data = single.read_bytes()
+            single.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"")
+            c.p["bad"] = str(single)
+            return
+        from safetensors.torch import load_file, save_file
+
+        tensors = load_file(str(single))
+        single.unlink()
+        save_file(tensors, str(folder / "part-1.safetensors"))
+        shard = {"pickled-shard": "part-2.bin", "pickled-shard-named-safetensors": "part-2.safetensors",
+                 "shard-outside-the-folder": "../part-2.safetensors", "missing-shard": "part-2.safetensors",
+                 "index-wrong-shape": None}[damage]
+        if shard is None:
+            index.write_text(json.dumps({"weight_map": ["part-1.safetensors"]}))
+            c.p["bad"] = str(index)
+            return
+        names = sorted(tensors)
+        index.write_text(json.dumps({"weight_map": {k: ("part-1.safetensors" if i else shard) for i, k in enumerate(names)}}))
+        if damage != "missing-shard":
+            plant_pickle(folder / shard, Path(c.p["marker"]))
+        c.p["bad"] = str(folder / shard) if damage == "pickled-shard-named-safetensors" else str(index)
+    return apply
+
+
+SD_DAMAGES = ("truncated", "empty", "pickled-shard", "pickled-shard-named-safetensors", "shard-outside-the-folder",
+              "missing-shard", "index-wrong-shape")
+SD_COMPONENTS = ("text_encoder", "unet", "vae")
+for _component in SD_COMPONENTS:
+    for _damage in SD_DAMAGES:
+        SETUPS[f"sd_{_component}_{_damage}"] = _damage_sd(_component, _damage)
+
+SD_CASES = section("weights", *[
+    C(f"ddt-sd-{component}-{damage}", f"sd_{component}_{damage}", ddt("--pseudo", "sdgm", "--sd-model", "{sd}"), 2,
+      ("{bad}",), ("sd",), ("marker",))
+    for component in SD_COMPONENTS for damage in SD_DAMAGES])
+
+# ---- owner cli and data: absurd values (issue 29, item 7), generated per kind ------------------------
+# A count whose output cannot fit is refused before anything is allocated or written; a seed outside
+# what NumPy and torch accept is refused where it enters; a box that is not four finite numbers is not
+# a box, and `data check` says so.
+ABSURD_COUNTS = {"a-billion": str(10 ** 9), "a-trillion": str(10 ** 12)}
+ABSURD_SEEDS = {"negative": "-1", "two-to-the-32": str(2 ** 32), "huge": str(10 ** 30), "not-a-number": "forty-two"}
+ABSURD_BOX_VALUES = {"nan": "nan", "inf": "inf", "negative-inf": "-inf", "empty": ""}
+
+
+def _originals_with_box(value: str):
+    def apply(c: Ctx):
+        out = c.tmp / "cb_orig"
+        assert main(["data", "synth", "--layout", "codebrim", "--size", "16", "--n-train", "2", "--n-test", "1",
+                     "--n-originals", "1", "--out", str(out)]) == 0
+        xml = next(out.rglob("annotations/*.xml"))
+        text = xml.read_text()
+        c.p.update(cb_orig=str(out), xml=str(xml))
+        xml.write_text(re.sub(r"<xmin>[^<]*</xmin>", f"<xmin>{value}</xmin>", text, count=1))
+    return apply
+
+
+for _kind, _value in ABSURD_BOX_VALUES.items():
+    SETUPS[f"box_{_kind}"] = _originals_with_box(_value)
+
+ABSURD_CASES = section("cli", *[
+    C(f"dgs-n-{kind}", "base", dgs(n=value), 2, ("--n", value, "free"), ("normals",), ("out",))
+    for kind, value in ABSURD_COUNTS.items()
+], *[
+    C(f"sdgm-pretrain-seed-{kind}", "base", ("dadnet", "sdgm-pretrain", "--out", "{out}", "--seed", value,
+                                            "--steps", "1"), 2, ("--seed", value.lower()), (), ("out",))
+    for kind, value in ABSURD_SEEDS.items()
+]) + section("data", *[
+    C(f"check-originals-box-{kind}", f"box_{kind}", check("{cb_orig}", "codebrim-originals"), 2,
+      ("{xml}", "bndbox", "finite"), ("cb_orig",))
+    for kind in ABSURD_BOX_VALUES])
+
+CASES = CLI_CASES + DATA_CASES + RUNS_CASES + DISTRIBUTED_CASES + WEIGHTS_CASES + SD_CASES + ABSURD_CASES
 assert len({c.id for c in CASES}) == len(CASES), "duplicate case ids"
 
 

@@ -104,3 +104,20 @@ def test_the_full_preflight_does_not_look_for_the_shipped_models():
     from paper_repro.book.preflight import weight_problems
 
     assert not any("standin" in line for line in weight_problems("standin"))
+
+
+def test_sdgm_pretrain_refuses_a_bad_seed_and_leaves_nothing_when_it_fails(tmp_path, monkeypatch):
+    from paper_repro.errors import UserError
+    from paper_repro.standin import pretrain as standin
+
+    with pytest.raises(UserError, match="--seed -1"):
+        standin.pretrain(tmp_path / "out", seed=-1)
+    assert not (tmp_path / "out").exists()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the disk went away")
+
+    monkeypatch.setattr(standin, "build_corpus", broken)
+    with pytest.raises(RuntimeError, match="disk went away"):
+        standin.pretrain(tmp_path / "out", steps=1, progress=False)
+    assert not (tmp_path / "out").exists()   # the half-written checkpoint went with the failure

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import io
+import json
 import shutil
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import torch
 import torchvision
 from huggingface_hub import constants as hf_constants
 from safetensors.torch import load_file, save_file
+from transformers import CLIPTextModel
 from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3, FeatureExtractorInceptionV3
 
 from bad_inputs_support import PICKLE_FORMATS, plant_pickle
@@ -459,6 +461,62 @@ def test_stable_diffusion_folder_with_only_pickled_weights_is_refused(tiny_sd, t
     first = component if component != "all" else "unet"
     message = assert_refused(lambda: load_sdgm(str(folder)), marker, folder / first, ".bin", kind=WeightsRefused)
     assert "refused" in message
+
+
+def _shard(folder: Path, component: str, stem: str, shard_names: list[str]) -> Path:
+    """Replace ``component``'s single weights file by an index naming ``shard_names`` (the first holds every
+    tensor, as safetensors; the others are written by the caller)."""
+    single = folder / component / f"{stem}.safetensors"
+    tensors = load_file(str(single))
+    single.unlink()
+    save_file(tensors, str(folder / component / shard_names[0]))
+    index = folder / component / f"{stem}.safetensors.index.json"
+    names = sorted(tensors)
+    weight_map = {k: shard_names[min(i, len(shard_names) - 1)] for i, k in enumerate(names)}
+    index.write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    return index
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("shard", ["model-00002-of-00002.bin", "model-00002-of-00002.safetensors", "../outside.safetensors"])
+def test_a_sharded_text_encoder_with_a_pickled_shard_is_refused_before_any_library_opens_it(
+        tiny_sd, tmp_path, marker, monkeypatch, fmt, shard):
+    folder = copy_sd(tiny_sd, tmp_path / "sd")
+    index = _shard(folder, "text_encoder", "model", ["model-00001-of-00002.safetensors", shard])
+    plant_pickle(folder / "text_encoder" / shard, marker, fmt)   # a pickle, whatever its name says
+    opened = []
+    monkeypatch.setattr(CLIPTextModel, "from_pretrained", classmethod(lambda cls, *a, **k: opened.append(a)))
+    monkeypatch.setattr(torch, "load", lambda *a, **k: opened.append(a))
+    message = assert_refused(lambda: load_sdgm(str(folder)), marker, kind=UserError)
+    assert str(index if not shard.endswith(".safetensors") or "/" in shard else folder / "text_encoder" / shard) in message
+    assert "refused" in message and not opened   # no library saw the folder, nothing was unpickled
+
+
+def test_a_sharded_text_encoder_of_safetensors_shards_loads(tiny_sd, tmp_path):
+    folder = copy_sd(tiny_sd, tmp_path / "sd")
+    _shard(folder, "text_encoder", "model", ["model-00001-of-00001.safetensors"])
+    assert weights.sd_variants(folder)["text_encoder"] is None
+    assert load_sdgm(str(folder)).text_encoder is not None
+
+
+@pytest.mark.parametrize("component", list(weights.SD_WEIGHTS))
+@pytest.mark.parametrize("damage", ["truncated", "empty", "an index of the wrong shape"])
+def test_a_truncated_or_malformed_stable_diffusion_weight_file_is_one_line(tiny_sd, tmp_path, component, damage):
+    folder = copy_sd(tiny_sd, tmp_path / "sd")
+    stem = weights.SD_WEIGHTS[component]
+    path = folder / component / f"{stem}.safetensors"
+    if damage == "truncated":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif damage == "empty":
+        path.write_bytes(b"")
+    else:
+        path.unlink()
+        path = folder / component / f"{stem}.safetensors.index.json"
+        path.write_text(json.dumps({"weight_map": ["not", "a", "map"]}))
+    with pytest.raises(UserError) as err:
+        load_sdgm(str(folder))
+    message = str(err.value)
+    assert "\n" not in message and str(path) in message and "refused" in message
 
 
 def test_stable_diffusion_fp16_variant_alone_loads_as_float32(tiny_sd, tmp_path):

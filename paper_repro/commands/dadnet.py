@@ -5,7 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
-from paper_repro.cli import check_run_folder, device_name, output_folder, path_name, positive_int
+from paper_repro.cli import check_run_folder, device_name, output_folder, path_name, positive_int, seed_value
 from paper_repro.config import SCALES
 from paper_repro.runs.precision import PRECISIONS
 
@@ -44,7 +44,7 @@ def register(subparsers) -> None:
                         "shipped in paper_repro/standin/sdgm_standin/; ~35 min on one CPU thread)")
     sp.add_argument("--out", required=True, type=output_folder, help="folder for the diffusers checkpoint")
     sp.add_argument("--steps", type=positive_int, default=2800, help="UNet training steps (default 2800)")
-    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--seed", type=seed_value, default=0)
     sp.add_argument("--image-size", type=positive_int, default=64, help="training size in px (and half of it)")
     sp.add_argument("--batch-size", type=positive_int, default=64)
     sp.add_argument("--threads", type=positive_int, default=1, help="CPU threads (1: byte-identical reruns)")

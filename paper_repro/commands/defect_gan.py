@@ -77,13 +77,26 @@ def cmd_train(args) -> int:
 
 
 def _read_normals(args, size):
+    """The folder's normal images, read once: image ``k`` of ``--n`` is ``k mod len`` of them (never copied
+    N times in memory, so ``--n`` is bounded by the disk, not by RAM)."""
     from paper_repro.defect_gan.control import read_images
 
-    images, names = read_images(args.normals, size)
-    if args.n > len(images):  # cycle through the folder to make N images
-        reps = -(-args.n // len(images))
-        images, names = images.repeat(reps, 1, 1, 1), names * reps
-    return images[: args.n], names[: args.n]
+    return read_images(args.normals, size)
+
+
+def _check_output_space(out: Path, n: int, size: int, with_maps: bool) -> None:
+    """Refuse, in one line, ``n`` images that cannot fit on the output's disk (raw RGB bytes per image, an
+    upper bound of a PNG's, twice with the maps), before anything is written."""
+    import shutil
+
+    from paper_repro.runs.loop import human_bytes
+
+    needed = n * size * size * 3 * (2 if with_maps else 1)
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    free = shutil.disk_usage(existing).free
+    if needed > free:
+        raise UserError(f"--n {n}: {n:,} images of {size}x{size} px need up to {human_bytes(needed)}, but "
+                        f"{existing} has {human_bytes(free)} free; ask for fewer or write elsewhere")
 
 
 def _read_mask(path: str):
@@ -111,17 +124,18 @@ def cmd_synth(args) -> int:
         raise UserError(f"--classes {','.join(args.classes)}: {err}") from None
     mask = _read_mask(args.mask) if args.mask else None
     control = control_map(names, classes, size, box=args.region, mask=mask).to(device)
-    normals, stems = _read_normals(args, size)
     out = Path(args.out)
-    for start in range(0, len(normals), 16):
-        batch = normals[start:start + 16].to(device)
-        result = synthesize(G, batch, control, restrict=args.restrict)
+    _check_output_space(out, args.n, size, with_maps=True)
+    normals, stems = _read_normals(args, size)
+    for start in range(0, args.n, 16):
+        which = [k % len(normals) for k in range(start, min(start + 16, args.n))]
+        result = synthesize(G, normals[which].to(device), control, restrict=args.restrict)
         for k, image in enumerate(result.image):
-            name = synthesized_name(start + k, stems[start + k], names)
+            name = synthesized_name(start + k, stems[which[k]], names)
             write_image(image, out / name)
             if result.mask is not None:
                 write_image(result.mask[k].expand(3, -1, -1) * 2 - 1, out / "maps" / name)
-    print(f"wrote {len(normals)} images with {'+'.join(names)} to {out}")
+    print(f"wrote {args.n} images with {'+'.join(names)} to {out}")
     return 0
 
 

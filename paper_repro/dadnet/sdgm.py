@@ -47,6 +47,7 @@ import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionInpaintPipeline, UNet2DConditionModel
 from huggingface_hub import snapshot_download
+from safetensors import SafetensorError
 from open_clip.tokenizer import bytes_to_unicode
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
@@ -343,7 +344,7 @@ def _load_components(folder: Path, source: str) -> SDGMComponents:
             scheduler=DDIMScheduler.from_pretrained(path, subfolder="scheduler", local_files_only=True),
             source=source,
         )
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, RuntimeError, SafetensorError) as err:   # the libraries' own: a file they refuse
         raise UserError(f"Stable Diffusion checkpoint {source!r} ({folder}) could not be loaded: "
                         f"{one_line_reason(err)}") from None
 

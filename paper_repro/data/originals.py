@@ -37,6 +37,7 @@ concrete from the distance the defect crops do.
 """
 from __future__ import annotations
 
+import math
 import xml.etree.ElementTree as ET
 import zlib
 from dataclasses import dataclass
@@ -106,9 +107,11 @@ def read_boxes(xml_path: Path) -> tuple[Box, ...]:
         values = _children(bndbox, BOX_TAGS) if bndbox is not None else [None] * 4
         try:
             x0, y0, x1, y1 = (float(v) for v in values)
+            if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):
+                raise ValueError("not finite")
         except (TypeError, ValueError):
             raise UserError(f"{xml_path}: <object> #{k + 1} has no readable <bndbox> (got {values}); expected "
-                            f"four numbers xmin, ymin, xmax, ymax") from None
+                            f"four finite numbers xmin, ymin, xmax, ymax") from None
         boxes.append((min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)))
     return tuple(boxes)
 

@@ -47,6 +47,7 @@ import copy
 import json
 import math
 import platform
+import shutil
 import time
 import zlib
 from dataclasses import dataclass
@@ -522,8 +523,22 @@ def pretrain(out_dir: str | Path, *, steps: int = 2800, seed: int = 0, image_siz
     if image_size < 16 or image_size % 8:
         raise UserError(f"sdgm-pretrain: --image-size {image_size} must be a multiple of 8 and at least 16 "
                         "(the VAE halves it twice, the UNet once more)")
+    if not 0 <= seed < 2 ** 32:
+        raise UserError(f"sdgm-pretrain: --seed {seed} must be a whole number from 0 to {2 ** 32 - 1}")
     out = Path(out_dir)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        return _pretrain_into(out, steps=steps, seed=seed, image_size=image_size, batch_size=batch_size,
+                              threads=threads, progress=progress, corpus_size=corpus_size, vae_steps=vae_steps)
+    except BaseException:
+        if created:   # a failed or interrupted run leaves no half-written checkpoint behind
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _pretrain_into(out: Path, *, steps: int, seed: int, image_size: int, batch_size: int, threads: int,
+                   progress: bool, corpus_size: int, vae_steps: int) -> Path:
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     clock, cpu_clock = time.perf_counter(), time.process_time()
