@@ -1254,3 +1254,270 @@ def test_category_cannot_leave_the_data_root_nor_the_sdgm_cache(art, tmp_path, c
     lines = visible_lines(capsys.readouterr().err)
     assert rc == 2 and len(lines) == 1 and lines[0].startswith("error: ") and "--category" in lines[0], lines
     assert set(cache.rglob("*")) | set(tmp_path.rglob("*")) == before
+
+
+# ==========================================================================================
+# Issue 17, kinds 5 and 6: full disks, and wrong or damaged run state (generated per kind)
+# ==========================================================================================
+# Kind 5, full disks (owner runs): a run whose checkpoints (as many as it keeps) do not fit on its disk
+# does not start (runs/loop.check_disk), and a write that finds no room - ENOSPC, EFBIG (a file-size
+# limit), EDQUOT - is one line naming the folder and the space needed (runs/checkpoints.atomic_write, the
+# one writer), with no temporary file left and every earlier checkpoint intact.
+# Kind 6, wrong or damaged run state: runs/folders.config_from_run refuses an int no configuration has
+# (owner runs), runs/checkpoints.load_checkpoint refuses tensors that do not fit the network run.json
+# describes (owner weights), and the book's own state (owner book: reproduce's finished-chapter markers,
+# the build's chapter_seconds, _toc.yml) is re-run or ignored in one line when damaged, or refused when
+# it is the user's.
+import errno as _errno  # noqa: E402 - this section's own imports, kept with it
+from collections import namedtuple as _namedtuple  # noqa: E402
+
+_DiskUsage = _namedtuple("_DiskUsage", "total used free")
+
+# ---- kind 5: full disks -------------------------------------------------------------------------
+DISK_FULL_ERRNOS = {"enospc": _errno.ENOSPC, "efbig": _errno.EFBIG, "edquot": _errno.EDQUOT}
+# the trainers at smoke, two units each; (argv, checkpoints written before the last one)
+DISK_TRAINERS = {"dgt": (dgt(iterations="2"), 0), "ddt": (ddt(epochs="2"), 1)}
+LAST_CHECKPOINT = ".checkpoint_00000002.safetensors."  # the temporary file of both trainers' last checkpoint
+
+
+@setup("disk_too_small")
+def _(c: Ctx):
+    """A disk with 2 kB free: no run's checkpoints fit."""
+    c.monkeypatch.setattr(shutil, "disk_usage", lambda path: _DiskUsage(10 ** 12, 10 ** 12 - 2000, 2000))
+
+
+def _disk_fills_up(code: int):
+    """The disk fills up while the run's last checkpoint is written: part of the temporary file, then the error."""
+    def apply(c: Ctx):
+        from paper_repro.runs import checkpoints
+
+        real = checkpoints.save_file
+
+        def save_file(tensors, filename, metadata=None):
+            if LAST_CHECKPOINT not in Path(filename).name:
+                return real(tensors, filename, metadata=metadata)
+            Path(filename).write_bytes(b"\0" * 4096)
+            raise OSError(code, os.strerror(code), filename)
+
+        c.monkeypatch.setattr(checkpoints, "save_file", save_file)
+    return apply
+
+
+for _kind, _code in DISK_FULL_ERRNOS.items():
+    SETUPS[f"disk_full_{_kind}"] = _disk_fills_up(_code)
+
+
+def _train_on_a_full_disk(argv: tuple, earlier: int):
+    """The CLI's training command; then no temporary file may be left in --out, and the checkpoints
+    written before the disk filled up must be there and read back with their digest."""
+    def call(p):
+        from paper_repro.runs.checkpoints import TMP_SUFFIX, checkpoints, verify_checkpoint
+
+        rc = main([a.format(**p) for a in argv])
+        out = Path(p["out"])
+        left = [q.name for q in out.rglob("*") if q.name.endswith(TMP_SUFFIX)]
+        assert not left, f"temporary files left in --out: {left}"
+        kept = checkpoints(out)
+        assert len(kept) == earlier, f"expected {earlier} earlier checkpoint(s), found {[q.name for _, q in kept]}"
+        for _, path in kept:
+            verify_checkpoint(path)
+        raise SystemExit(rc)
+    return call
+
+
+DISK_CASES = section("runs", *[
+    C(f"{name}-disk-plan-does-not-fit", "disk_too_small", argv, 2, ("{out}", "needed", "2.0 kb free"), (),
+      ("out",))
+    for name, (argv, _) in DISK_TRAINERS.items()
+], *[
+    C(f"{name}-disk-full-{kind}-writing-a-checkpoint", f"disk_full_{kind}", _train_on_a_full_disk(argv, earlier), 2,
+      ("{out}", "checkpoint_00000002.safetensors", "needs ~", os.strerror(code)))
+    for name, (argv, earlier) in DISK_TRAINERS.items() for kind, code in DISK_FULL_ERRNOS.items()])
+
+# ---- kind 6: run.json values no configuration has -----------------------------------------------
+# Every int field of each paper's configuration, one below its least value (0 for a size, width, count,
+# batch, iterations or epochs; -1 for the rest), and -1 for the positive ones too.
+RUN_STATE_READERS = {"dg": ("defect_gan", dgs(run="{run}")), "dd": ("dadnet", dde())}
+
+
+def _int_fields(profile: str) -> list[str]:
+    from paper_repro.config import PROFILES
+
+    return [f.name for f in dataclasses.fields(PROFILES[profile][0]) if str(f.type).split("|")[0].strip() == "int"]
+
+
+def _below_least(name: str) -> list[int]:
+    from paper_repro.runs.folders import least_value
+
+    return sorted({least_value(name) - 1, -1}, reverse=True)
+
+
+RUN_JSON_VALUES = [(prefix, name, value) for prefix, (profile, _) in RUN_STATE_READERS.items()
+                   for name in _int_fields(profile) for value in _below_least(name)]
+
+
+def _run_json_value(prefix: str, name: str, value: int):
+    def apply(c: Ctx):
+        run = _copy_run(c, getattr(c.art, prefix.upper()))
+        _edit_runjson(run, lambda d: {**d, "config": {**d["config"], name: value}})
+    return apply
+
+
+for _prefix, _name, _value in RUN_JSON_VALUES:
+    SETUPS[f"{_prefix}_{_name}_{_value}"] = _run_json_value(_prefix, _name, _value)
+
+RUN_JSON_CASES = section("runs", *[
+    C(f"{prefix}-run-json-{name.replace('_', '-')}-{value}", f"{prefix}_{name}_{value}", RUN_STATE_READERS[prefix][1],
+      2, ("{runjson}", f"{name} = {value}"), ("run",))
+    for prefix, name, value in RUN_JSON_VALUES])
+
+# ---- kind 6: checkpoints whose tensors do not fit the network run.json describes ----------------
+# The latest checkpoint replaced by the other paper's or another network's, or a width in run.json doubled;
+# the commands that load each paper's weights, by name (the resumed trainers load the whole training state)
+CHECKPOINT_READERS = {"dg": {"dgs": dgs(run="{run}"), "dgr": dgr(run="{run}"),
+                             "dgt-resume": dgt("--resume", out="{run}", iterations="5")},
+                      "dd": {"dde": dde(), "ddt-resume": ddt("--resume", out="{run}")}}
+FOREIGN_CHECKPOINTS = ("other-paper", "other-network")
+WIDENED = {"dg": ("conv_dim", "spade_hidden", "n_res_blocks"), "dd": ("recon_width", "disc_width")}
+
+
+def _foreign_checkpoint(prefix: str, kind: str):
+    def apply(c: Ctx):
+        from paper_repro.runs.checkpoints import latest_checkpoint, save_checkpoint
+
+        run = _copy_run(c, getattr(c.art, prefix.upper()))
+        ckpt = latest_checkpoint(run)
+        c.p["ckpt"] = str(ckpt)
+        if kind == "other-paper":
+            other = c.art.DD if prefix == "dg" else c.art.DG
+            shutil.copy(latest_checkpoint(other), ckpt)
+        else:  # a valid checkpoint of this package, of some other network
+            names = ("G",) if prefix == "dg" else ("reconstructive", "discriminative")
+            save_checkpoint(ckpt, modules={n: torch.nn.Linear(3, 2) for n in names}, step=5)
+    return apply
+
+
+def _widened(prefix: str, name: str):
+    def apply(c: Ctx):
+        from paper_repro.runs.checkpoints import latest_checkpoint
+
+        run = _copy_run(c, getattr(c.art, prefix.upper()))
+        c.p["ckpt"] = str(latest_checkpoint(run))
+        _edit_runjson(run, lambda d: {**d, "config": {**d["config"], name: d["config"][name] * 2}})
+    return apply
+
+
+for _prefix in CHECKPOINT_READERS:
+    for _kind in FOREIGN_CHECKPOINTS:
+        SETUPS[f"{_prefix}_ckpt_{_kind}"] = _foreign_checkpoint(_prefix, _kind)
+    for _name in WIDENED[_prefix]:
+        SETUPS[f"{_prefix}_wider_{_name}"] = _widened(_prefix, _name)
+
+CHECKPOINT_FIT_CASES = section("weights", *[
+    C(f"{reader}-run-with-{kind}-checkpoint", f"{prefix}_ckpt_{kind}", argv, 2,
+      ("{ckpt}", "do not fit the network run.json describes"), ("run",))
+    for prefix, readers in CHECKPOINT_READERS.items() for reader, argv in readers.items()
+    for kind in FOREIGN_CHECKPOINTS
+], *[  # a resumed run with another width is refused as another configuration, before any weight is read
+    C(f"{reader}-run-json-{name.replace('_', '-')}-doubled", f"{prefix}_wider_{name}", argv, 2,
+      ("{ckpt}", "do not fit the network run.json describes"), ("run",))
+    for prefix, readers in CHECKPOINT_READERS.items() for reader, argv in readers.items()
+    if not reader.endswith("-resume") for name in WIDENED[prefix]])
+
+# ---- kind 6: the book's state: reproduce's markers, the build's chapter times, _toc.yml -----------
+MARKER_DAMAGES = {"not-utf8": b"\xff\xfe{\"parameters\"", "truncated": b'{"parameters": {"scale": "sm',
+                  "a-list": b"[]", "a-number": b"42", "parameters-a-string": b'{"parameters": "smoke", "settings": {}}'}
+SECONDS_DAMAGES = {"not-utf8": b"\xff\xfe\x00", "truncated": b'{"ch": 12', "a-list": b"[1, 2]",
+                   "a-string-of-seconds": b'{"ch": "twelve"}', "negative-seconds": b'{"ch": -5}'}
+TOC_DAMAGES = {"root-missing": "format: jb-book\nchapters:\n  - file: ch\n",
+               "root-a-number": "format: jb-book\nroot: 42\n",
+               "root-a-list": "format: jb-book\nroot:\n  - ch\n", "root-empty": "format: jb-book\nroot:\n",
+               "root-a-mapping": "format: jb-book\nroot: {file: ch}\n", "toc-a-list": "- root: ch\n",
+               "toc-empty": "", "file-a-number": "format: jb-book\nroot: ch\nchapters:\n  - file: 7\n",
+               "not-utf8": b"format: jb-book\nroot: \xff\xfe\n"}
+
+
+def _tiny_book(c: Ctx, toc: str | bytes = "format: jb-book\nroot: ch\n") -> Path:
+    """A book of one chapter whose execution is a copy (papermill stubbed: the chapter 'runs' in no time)."""
+    import papermill
+
+    book = c.tmp / "book"
+    make_notebook(book / "ch.ipynb", [("code", "x = 1")], parameters="scale = 'smoke'")
+    (book / "_toc.yml").write_bytes(toc if isinstance(toc, bytes) else toc.encode())
+    c.p["book"] = str(book)
+    c.monkeypatch.setattr(papermill, "execute_notebook",
+                          lambda source, output, **kw: shutil.copy(source, output))
+    return book
+
+
+def _damaged_marker(content: bytes):
+    def apply(c: Ctx):
+        _tiny_book(c)
+        marker = Path(c.p["out"]) / ".done" / "ch.json"
+        marker.parent.mkdir(parents=True)
+        marker.write_bytes(content)
+        c.p["marker_file"] = str(marker)
+    return apply
+
+
+def _damaged_seconds(content: bytes):
+    def apply(c: Ctx):
+        from paper_repro.book.build import seconds_file
+
+        book = _tiny_book(c)
+        path = seconds_file(book, "smoke")
+        path.parent.mkdir(parents=True)
+        path.write_bytes(content)
+        c.p["seconds_file"] = str(path)
+    return apply
+
+
+for _kind, _content in MARKER_DAMAGES.items():
+    SETUPS[f"marker_{_kind}"] = _damaged_marker(_content)
+for _kind, _content in SECONDS_DAMAGES.items():
+    SETUPS[f"seconds_{_kind}"] = _damaged_seconds(_content)
+for _kind, _toc in TOC_DAMAGES.items():
+    SETUPS[f"toc_{_kind}"] = (lambda toc: lambda c: _tiny_book(c, toc))(_toc)
+
+
+def py_reproduce_over_a_damaged_marker(p):
+    """The batch runs the chapter again and leaves a marker that reads back."""
+    from paper_repro.book.reproduce import read_marker
+
+    rc = main([a.format(**p) for a in rep()])
+    assert read_marker(Path(p["marker_file"]), "ch")["parameters"]["scale"] == "smoke", "no new marker"
+    raise SystemExit(rc)
+
+
+def py_build_times_over_a_damaged_file(p):
+    """The build orders the chapters by their stated times, then writes its own times atomically."""
+    from paper_repro.book.build import Executed, expected_seconds, record_seconds
+    from paper_repro.book.reproduce import list_chapters
+
+    book = Path(p["book"])
+    assert expected_seconds(book, list_chapters(book), "smoke") == {"ch": 0.0}
+    record_seconds(book, "smoke", [Executed("ch", 3.0)])
+    assert json.loads(Path(p["seconds_file"]).read_text()) == {"ch": 3.0}
+    assert [q.name for q in Path(p["seconds_file"]).parent.iterdir()] == ["chapter_seconds-smoke.json"]
+
+
+BOOK_STATE_CASES = section("book", *[
+    C(f"rep-marker-{kind}", f"marker_{kind}", py_reproduce_over_a_damaged_marker, 0,
+      ("{marker_file}", "damaged", "running the chapter again"))
+    for kind in MARKER_DAMAGES
+], *[
+    C(f"book-chapter-seconds-{kind}", f"seconds_{kind}", py_build_times_over_a_damaged_file, 0,
+      ("{seconds_file}", "damaged", "ignored"))
+    for kind in SECONDS_DAMAGES
+], *[
+    C(f"rep-toc-{kind}", f"toc_{kind}", rep(), 2, ("{book}/_toc.yml",), ("book",), ("out",))
+    for kind in TOC_DAMAGES])
+
+DISK_AND_STATE_CASES = DISK_CASES + RUN_JSON_CASES + CHECKPOINT_FIT_CASES + BOOK_STATE_CASES
+assert len({c.id for c in CASES + DISK_AND_STATE_CASES}) == len(CASES) + len(DISK_AND_STATE_CASES), "duplicate ids"
+
+
+@pytest.mark.parametrize("case", DISK_AND_STATE_CASES, ids=str)
+def test_bad_input_disk_and_run_state(case: Case, ctx: Ctx, art, capsys):
+    """The same harness as test_bad_input (one line, the exit status, nothing lost; counted in the summary)."""
+    test_bad_input(case, ctx, art, capsys)

@@ -45,6 +45,7 @@ from paper_repro.config import SCALES
 from paper_repro.environment import SCALE_ENV, environment
 from paper_repro.errors import UserError
 from paper_repro.runs.cached import changed_files, code_manifest, is_module, listed
+from paper_repro.runs.checkpoints import atomic_write
 
 # nbformat, yaml and jupyter-cache are imported where they are used: jupyter-cache alone takes ~2 s to
 # import, and every command of the CLI loads this module to register `book`.
@@ -121,11 +122,28 @@ def seconds_file(book_root: Path, scale: str) -> Path:
     return book_root / BUILD_DIR / f"chapter_seconds-{scale}.json"
 
 
-def expected_seconds(book_root: Path, chapters: list[Path], scale: str) -> dict[str, float]:
+def measured_seconds(book_root: Path, scale: str, log=print) -> dict[str, float]:
+    """The times :func:`record_seconds` kept: ``{chapter: seconds}``. A file that is not that (truncated,
+    not UTF-8, not JSON, another shape) is ignored, said in one line when ``log`` is given."""
+    path = seconds_file(book_root, scale)
+    if not path.is_file():
+        return {}
+    try:
+        measured = json.loads(path.read_text(encoding="utf-8"))
+        problem = None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        measured, problem = {}, type(err).__name__
+    if problem is None and not (isinstance(measured, dict) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in measured.values())):
+        measured, problem = {}, "not an object of chapter: seconds"
+    if problem is not None and log is not None:
+        log(f"{path}: damaged ({problem}); ignored, the chapters' stated times order this build")
+    return measured
+
+
+def expected_seconds(book_root: Path, chapters: list[Path], scale: str, log=print) -> dict[str, float]:
     """Each chapter's expected execution time: this machine's last build, else its metadata, else 0."""
-    measured = {}
-    if seconds_file(book_root, scale).is_file():
-        measured = json.loads(seconds_file(book_root, scale).read_text())
+    measured = measured_seconds(book_root, scale, log)
     expected = {}
     for chapter in chapters:
         name = chapter_name(chapter)
@@ -212,11 +230,10 @@ def planned_order(seconds: dict[str, float], needs: dict[str, list[str]], jobs: 
 
 def record_seconds(book_root: Path, scale: str, results: list[Executed]) -> None:
     """Add this build's execution times to :func:`seconds_file` (chapters not executed keep theirs)."""
-    path = seconds_file(book_root, scale)
-    known = json.loads(path.read_text()) if path.is_file() else {}
+    known = measured_seconds(book_root, scale, log=None)  # a damaged file was said when it was read
     known.update({r.chapter: round(r.seconds, 1) for r in results if r.error is None})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(known, indent=1, sort_keys=True) + "\n")
+    text = json.dumps(known, indent=1, sort_keys=True) + "\n"
+    atomic_write(seconds_file(book_root, scale), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 CODE_KEY = "paper_repro_code"  # the executed copy's record: the manifest of the package code it ran
@@ -309,7 +326,7 @@ def execute_stale(book_root: Path, scale: str, jobs: int, timeout: int | None = 
     unknown = {n for c in pending for n in needs_of(read_notebook(book_root / c))} - names
     if unknown:
         raise UserError(f"chapters name unknown chapters in paper_repro.after: {', '.join(sorted(unknown))}")
-    seconds = expected_seconds(book_root, pending, scale)
+    seconds = expected_seconds(book_root, pending, scale, log)
     by_name = {chapter_name(c): c for c in pending}
     plan_needs = {chapter_name(c): [n for n in needs[c] if n in by_name] for c in pending}
     order = planned_order(seconds, plan_needs, jobs, list(by_name))

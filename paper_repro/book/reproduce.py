@@ -39,7 +39,9 @@ from paper_repro.cli import device_name, output_folder, positive_int, seed_value
 from paper_repro.config import DEFAULT_SEED, SCALES
 from paper_repro.environment import exported
 from paper_repro.errors import UserError
+from paper_repro.runs.checkpoints import atomic_write
 from paper_repro.runs.precision import PRECISIONS
+from paper_repro.runs.progress import tqdm
 
 TOC_FILE = "_toc.yml"
 
@@ -75,11 +77,20 @@ def list_chapters(book_root: Path) -> list[Path]:
 
     toc_path = book_root / TOC_FILE
     try:
-        toc = yaml.safe_load(toc_path.read_text())
-    except (OSError, yaml.YAMLError) as err:
-        raise UserError(f"{toc_path}: cannot read the table of contents ({err})") from err
+        toc = yaml.safe_load(toc_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise UserError(f"{toc_path}: cannot read the table of contents "
+                        f"({' '.join(str(err).split())[:200]})") from None
+    root = toc.get("root") if isinstance(toc, dict) else None
+    if not isinstance(root, str) or not root.strip():
+        found = "no root" if not isinstance(toc, dict) or "root" not in toc else f"root: {json.dumps(root)[:60]}"
+        raise UserError(f"{toc_path}: has {found}; its root must name the book's first page as text "
+                        "(root: book/intro)")
     chapters = []
     for name in _toc_files(toc):
+        if not isinstance(name, str) or not name.strip():
+            raise UserError(f"{toc_path}: a file entry is {json.dumps(name, default=str)[:60]}; each must name a "
+                            "page as text (file: book/composition)")
         path = Path(name)
         path = path if path.suffix else path.with_suffix(".ipynb")
         if path.suffix == ".ipynb" and (book_root / path).is_file():
@@ -152,12 +163,9 @@ def run_chapter(book_root: Path, chapter: Path, out: Path, parameters: dict[str,
     output = out / "notebooks" / f"{name}.ipynb"
     recorded = {"parameters": parameters, "settings": settings or {}}
     if not force and marker.is_file():
-        try:
-            previous = json.loads(marker.read_text())
-            if {k: previous.get(k, {}) for k in recorded} == recorded:
-                return Outcome(name, "skipped")
-        except json.JSONDecodeError:
-            pass  # a damaged marker: run the chapter again
+        previous = read_marker(marker, name)
+        if previous is not None and {k: previous.get(k, {}) for k in recorded} == recorded:
+            return Outcome(name, "skipped")
     marker.unlink(missing_ok=True)
     output.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -169,9 +177,26 @@ def run_chapter(book_root: Path, chapter: Path, out: Path, parameters: dict[str,
     except Exception as err:  # papermill raises PapermillExecutionError; anything else is a failure too
         return Outcome(name, "failed", time.perf_counter() - started, _failure_message(chapter, output, err))
     seconds = time.perf_counter() - started
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps({**recorded, "seconds": round(seconds, 1)}, indent=2))
+    text = json.dumps({**recorded, "seconds": round(seconds, 1)}, indent=2)
+    atomic_write(marker, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     return Outcome(name, "done", seconds)
+
+
+def read_marker(marker: Path, chapter: str) -> dict[str, Any] | None:
+    """The finished-chapter marker ``marker``: a JSON object whose ``parameters`` and ``settings`` are
+    objects. A damaged one (not UTF-8, not JSON, another shape) is ``None``, said in one line: the chapter
+    runs again rather than stopping the batch."""
+    try:
+        previous = json.loads(marker.read_text(encoding="utf-8"))
+        problem = None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        previous, problem = None, type(err).__name__
+    if problem is None and not (isinstance(previous, dict) and all(
+            isinstance(previous.get(k, {}), dict) for k in ("parameters", "settings"))):
+        previous, problem = None, "not an object with parameters and settings"
+    if problem is not None:
+        tqdm.write(f"{chapter}: its marker {marker} is damaged ({problem}); running the chapter again")
+    return previous
 
 
 def reproduce(scale: str, out: Path, only: list[str] | None = None, force: bool = False,

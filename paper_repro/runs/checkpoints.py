@@ -8,11 +8,13 @@ writes goes through :func:`atomic_write`: a crash never leaves half a file behin
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
 import random
 import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -39,23 +41,87 @@ def current_umask() -> int:
     return mask
 
 
-def atomic_write(path: str | Path, write: Callable[[str], Any]) -> Path:
+def human_bytes(n: float) -> str:
+    """``1.2 GB``, ``340.0 kB``, ``12 B`` (powers of 1000, as disks are sold)."""
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    raise AssertionError("unreachable")
+
+
+# A write that failed for want of room: the disk is full, a file-size limit (``ulimit -f``) stops the file,
+# or the user's quota is spent. Each is one line for the user (:class:`DiskFull`), never a traceback.
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
+_OS_ERROR_CODE = re.compile(r"\(os error (\d+)\)")  # how Rust's io::Error (safetensors) shows an errno
+
+
+def disk_full_errno(err: BaseException) -> int | None:
+    """The errno (ENOSPC, EFBIG, EDQUOT) when ``err``, or an exception that caused it, says there was no room
+    to write; else ``None``. An OSError carries it; safetensors' SafetensorError carries it in its text."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        code = err.errno if isinstance(err, OSError) else None
+        if code is None and not isinstance(err, OSError):
+            match = _OS_ERROR_CODE.search(str(err))
+            code = int(match.group(1)) if match else None
+        if code in DISK_FULL_ERRNOS:
+            return code
+        err = err.__cause__ or err.__context__
+    return None
+
+
+class DiskFull(UserError):
+    """No room to write a file of a run: one line naming the folder and the space the file needs."""
+
+
+def disk_full(path: str | Path, code: int, needed: int | None = None, written: int = 0) -> DiskFull:
+    """The one line for a write of ``path`` that failed with ``code`` (ENOSPC, EFBIG or EDQUOT): the folder,
+    the space the file needs (``needed``; else at least the ``written`` bytes it had), and what is free."""
+    folder = Path(path).parent
+    try:
+        free = f"{human_bytes(shutil.disk_usage(folder).free)} free there"
+    except OSError:
+        free = "free space unknown"
+    if needed:
+        need = f"it needs ~{human_bytes(needed)}"
+    elif written:
+        need = f"it needs more than the {human_bytes(written)} written before the disk refused"
+    else:
+        need = "it needs more room than the disk gave"
+    limit = " (a file-size limit, ulimit -f, stops it)" if code == errno.EFBIG else ""
+    return DiskFull(f"{folder}: no room to write {Path(path).name}: {os.strerror(code)}{limit}; {need}, {free}; "
+                    "free some space or choose another folder (the files there before are unchanged)")
+
+
+def atomic_write(path: str | Path, write: Callable[[str], Any], needed: int | None = None) -> Path:
     """Call ``write(temporary_path)``, then rename the temporary file to ``path`` in one step.
 
     The file gets the permissions any new file of the user gets (``0o666`` less the umask), not the
-    private ``0o600`` of a temporary file, so a colleague can read a shared run folder.
+    private ``0o600`` of a temporary file, so a colleague can read a shared run folder. Whatever fails,
+    the temporary file is removed and an earlier ``path`` is left as it was; a write that finds no room
+    (:data:`DISK_FULL_ERRNOS`) is :class:`DiskFull`, one line naming the folder and the ``needed`` bytes.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
-    os.close(fd)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
+        os.close(fd)
         write(tmp)
         os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+    except BaseException as err:
+        written = 0
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                written = os.path.getsize(tmp)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        code = disk_full_errno(err) if isinstance(err, Exception) and not isinstance(err, UserError) else None
+        if code is not None:
+            raise disk_full(path, code, needed, written) from None
         raise
     return path
 
@@ -220,7 +286,16 @@ def save_verified(path: str | Path, tensors: Mapping[str, torch.Tensor], metadat
     """Write ``tensors`` to ``path`` atomically, with the digest :func:`read_verified` checks."""
     tensors = {name: value.contiguous() for name, value in tensors.items()}
     metadata = {**(metadata or {}), DIGEST_KEY: tensor_digest(tensors)}
-    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata),
+                        needed=safetensors_bytes(tensors, metadata))
+
+
+def safetensors_bytes(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> int:
+    """About how large a safetensors file of ``tensors`` and ``metadata`` is (the data, and a header that
+    names each tensor and holds the metadata)."""
+    data = sum(t.numel() * t.element_size() for t in tensors.values())
+    header = sum(len(k) + len(v) for k, v in metadata.items()) + sum(len(name) + 80 for name in tensors)
+    return data + header
 
 
 def verify_checkpoint(path: str | Path) -> None:
@@ -256,7 +331,8 @@ def save_checkpoint(path: str | Path, *, modules: Mapping[str, nn.Module],
     }
     metadata = {"state": json.dumps(_flatten_state("state", state, tensors))}
     metadata[DIGEST_KEY] = tensor_digest(tensors)
-    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata),
+                        needed=safetensors_bytes(tensors, metadata))
 
 
 def load_checkpoint(path: str | Path, *, modules: Mapping[str, nn.Module],
@@ -280,19 +356,53 @@ def load_checkpoint(path: str | Path, *, modules: Mapping[str, nn.Module],
     for name, module in modules.items():
         prefix = f"model.{name}."
         weights = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-        unwrap(module).load_state_dict(weights)  # copies onto the module's own device
-    for name, optimizer in (optimizers or {}).items():
-        optimizer.load_state_dict(state["optimizers"][name])
-        _match_parameter_layout(optimizer)
-    for name, scheduler in (schedulers or {}).items():
-        scheduler.load_state_dict(state["schedulers"][name])
-    for name, scaler in (scalers or {}).items():
-        scaler.load_state_dict(state["scalers"][name])
-    for name, generator in (generators or {}).items():
-        generator.set_state(state["generators"][name].to(torch.uint8))
-    if restore_rng:
-        set_rng_state(state["rng"])
-    return {"step": state["step"], "extra": state["extra"]}
+        try:
+            unwrap(module).load_state_dict(weights)  # copies onto the module's own device
+        except RuntimeError:  # missing or unexpected tensors, or tensors of other shapes (else: raised as it is)
+            misfit = _misfit(name, unwrap(module), weights)
+            if not misfit:
+                raise
+            raise UserError(f"{path}: its tensors do not fit the network run.json describes ({misfit}); the "
+                            "checkpoint is another run's or run.json was changed") from None
+    try:
+        for name, optimizer in (optimizers or {}).items():
+            optimizer.load_state_dict(state["optimizers"][name])
+            _match_parameter_layout(optimizer)
+        for name, scheduler in (schedulers or {}).items():
+            scheduler.load_state_dict(state["schedulers"][name])
+        for name, scaler in (scalers or {}).items():
+            scaler.load_state_dict(state["scalers"][name])
+        for name, generator in (generators or {}).items():
+            generator.set_state(state["generators"][name].to(torch.uint8))
+        if restore_rng:
+            set_rng_state(state["rng"])
+        step, extra = int(state["step"]), dict(state["extra"])
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as err:
+        raise UserError(f"{path}: its training state does not fit this run's optimisers and schedulers "
+                        f"({type(err).__name__}: {str(err).splitlines()[0][:120] if str(err) else 'malformed'}); "
+                        "the checkpoint is another run's or was rewritten by something else") from None
+    return {"step": step, "extra": extra}
+
+
+def _misfit(name: str, module: nn.Module, weights: Mapping[str, torch.Tensor]) -> str:
+    """What differs between a network's tensors and a checkpoint's (counts, and the first of each kind);
+    empty when nothing does."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in weights]
+    unexpected = [k for k in weights if k not in own]
+    resized = [k for k in own if k in weights and tuple(own[k].shape) != tuple(weights[k].shape)]
+    parts = []
+    if not weights:
+        parts.append(f"it holds no tensors of {name}")
+    elif missing:
+        parts.append(f"{len(missing)} of {name}'s tensors missing, e.g. {missing[0]}")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected, e.g. {unexpected[0]}")
+    if resized:
+        first = resized[0]
+        parts.append(f"{len(resized)} of other shapes, e.g. {name}.{first} {list(weights[first].shape)} in the "
+                     f"file, {list(own[first].shape)} in the network")
+    return "; ".join(parts)
 
 
 def _match_parameter_layout(optimizer: torch.optim.Optimizer) -> None:
@@ -311,7 +421,8 @@ def load_weights(path: str | Path, modules: Mapping[str, nn.Module]) -> dict[str
 
 
 __all__ = [
-    "TMP_SUFFIX", "current_umask", "atomic_write", "checkpoint_path", "checkpoints", "latest_checkpoint",
+    "TMP_SUFFIX", "current_umask", "human_bytes", "DISK_FULL_ERRNOS", "disk_full_errno", "DiskFull", "disk_full",
+    "atomic_write", "safetensors_bytes", "checkpoint_path", "checkpoints", "latest_checkpoint",
     "prune_checkpoints", "kept_checkpoints", "remove_stale_temporaries", "rng_state", "set_rng_state",
     "DIGEST_KEY", "tensor_digest", "DamagedCheckpoint", "read_verified", "save_verified", "verify_checkpoint", "save_checkpoint", "load_checkpoint",
     "load_weights",

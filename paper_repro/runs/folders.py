@@ -94,11 +94,28 @@ def _has_type(value: Any, annotation: str) -> bool:
     return checks.get(kind, lambda v: True)(value)
 
 
+# The words of an int configuration field's name that make it a positive quantity: a size, a width (of a
+# network: width, dim, hidden), a count (n_*, runs, steps, ...), a batch, iterations or epochs. No
+# configuration has 0 or fewer of these; every other int field (a seed; a limit, patience, keep_last or
+# milestone_every, where 0 means "none" or "all"; sample_every, where 0 means never) has a floor of 0. The
+# intervals a loop divides by (log_every, checkpoint_every) are positive too.
+POSITIVE_WORDS = frozenset({"size", "width", "dim", "hidden", "n", "runs", "steps", "variants", "seeds", "draws",
+                            "repeat", "blocks", "critic", "normals", "synthesized", "prompts", "batch",
+                            "iterations", "epochs"})
+POSITIVE_FIELDS = frozenset({"log_every", "checkpoint_every"})
+
+
+def least_value(name: str) -> int:
+    """The smallest value an int configuration field called ``name`` can have (1 or 0; see POSITIVE_WORDS)."""
+    return 1 if name in POSITIVE_FIELDS or POSITIVE_WORDS & set(name.lower().split("_")) else 0
+
+
 def config_from_run(run_dir: str | Path, paper: str):
     """The ``paper``'s configuration a run was started with (from its ``run.json``), and ``run.json``.
 
     Fields the run does not record keep the paper's ``full`` values; JSON lists become tuples again. A
-    run folder of the other paper, or a field of the wrong type, is refused in one line.
+    run folder of the other paper, a field of the wrong type, or an int no configuration has (a size,
+    width, count, batch, iterations or epochs below 1, any int below 0) is refused in one line.
     """
     saved = read_run_config(run_dir)
     found = paper_of(saved)
@@ -112,6 +129,10 @@ def config_from_run(run_dir: str | Path, paper: str):
         if name in fields and not _has_type(value, fields[name]):
             raise UserError(f"{Path(run_dir) / 'run.json'}: config {name} = {json.dumps(value)[:60]} is not of "
                             f"type {fields[name]}")
+        if name in fields and fields[name].split("|")[0].strip() == "int" and value is not None \
+                and value < least_value(name):
+            raise UserError(f"{Path(run_dir) / 'run.json'}: config {name} = {value} is not a value a run can have "
+                            f"(expected {least_value(name)} or more); the file was damaged or edited")
     values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in saved["config"].items() if k in fields}
     return dataclasses.replace(config, **values), saved
 
@@ -267,7 +288,8 @@ def save_image_grid(images: torch.Tensor, path: str | Path, nrow: int = 8,
 
 
 __all__ = [
-    "write_run_config", "read_run_config", "paper_of", "config_from_run", "config_differences", "run_lock",
+    "write_run_config", "read_run_config", "paper_of", "POSITIVE_WORDS", "POSITIVE_FIELDS", "least_value", "config_from_run",
+    "config_differences", "run_lock",
     "config_hash", "cached_run_dir",
     "CSVLog", "save_image_grid",
 ]

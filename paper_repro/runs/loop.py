@@ -11,12 +11,15 @@ DADNet epoch) and returns the values to log. Everything around the step is writt
 - ``run.json`` with the configuration, ``log.csv`` with one row per logged unit, and the same values in
   TensorBoard when it is installed (``pip install '.[tensorboard]'``; ``tensorboard --logdir RUN``);
 - atomic checkpoints every ``checkpoint_every`` units and at the end, of which the last ``keep_last`` and
-  every ``milestone_every``-th are kept; the disk a run will need is said before it starts;
+  every ``milestone_every``-th are kept; the disk a run will need is said before it starts, and a run
+  whose checkpoints will not fit on its disk does not start (one line); a disk that fills up, or a
+  file-size limit, while it writes is one line too, the last checkpoint intact;
 - a progress bar with the remaining time, and sample pictures on request;
 - several processes under ``torchrun`` (only rank 0 writes; all wait for each checkpoint).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import shutil
 import time
@@ -28,7 +31,8 @@ from torch import nn
 from torchvision.utils import make_grid, save_image
 
 from paper_repro.errors import UserError
-from paper_repro.runs.checkpoints import (checkpoint_path, kept_checkpoints, latest_checkpoint, load_checkpoint,
+from paper_repro.runs.checkpoints import (DiskFull, checkpoint_path, checkpoints, disk_full, disk_full_errno,
+                                         human_bytes, kept_checkpoints, latest_checkpoint, load_checkpoint,
                                          prune_checkpoints, remove_stale_temporaries, save_checkpoint)
 from paper_repro.runs.devices import Distributed
 from paper_repro.runs.folders import CSVLog, config_differences, read_run_config, run_lock, write_run_config
@@ -98,26 +102,52 @@ def is_finished(run_dir: str | Path, total: int) -> bool:
     return latest_checkpoint(run_dir) == checkpoint_path(run_dir, total)
 
 
-def human_bytes(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    raise AssertionError("unreachable")
+def disk_needs(run_dir: Path, state: TrainState, total: int, checkpoint_every: int, keep_last: int | None,
+               milestone_every: int) -> tuple[int, int, int, int]:
+    """``(each, kept, needed, free)``: bytes of one checkpoint, how many the run keeps at most, the bytes
+    they need beyond what the run folder's checkpoints already hold, and the bytes free on its disk."""
+    each = state.checkpoint_bytes()
+    kept = kept_checkpoints(total, checkpoint_every, keep_last or 0, milestone_every) if keep_last else \
+        len(range(checkpoint_every, total + 1, checkpoint_every)) + (total % checkpoint_every != 0)
+    held = sum(path.stat().st_size for _, path in checkpoints(run_dir))
+    return each, kept, max(0, kept * each - held), shutil.disk_usage(run_dir).free
 
 
 def disk_plan(run_dir: Path, state: TrainState, total: int, checkpoint_every: int, keep_last: int | None,
               milestone_every: int) -> str:
     """One line saying how much disk the run's checkpoints will take at most, and how much is free."""
-    each = state.checkpoint_bytes()
-    kept = kept_checkpoints(total, checkpoint_every, keep_last or 0, milestone_every) if keep_last else \
-        len(range(checkpoint_every, total + 1, checkpoint_every)) + (total % checkpoint_every != 0)
-    free = shutil.disk_usage(run_dir).free
+    each, kept, needed, free = disk_needs(run_dir, state, total, checkpoint_every, keep_last, milestone_every)
     rule = f"the last {keep_last}" + (f" and every {milestone_every}th" if milestone_every else "") if keep_last \
         else "all"
     line = (f"disk: checkpoints of ~{human_bytes(each)} each, {rule} kept: at most {kept}, "
             f"~{human_bytes(kept * each)}; {human_bytes(free)} free in {run_dir}")
-    return line + (" - NOT ENOUGH" if kept * each > free else "")
+    return line + (" - NOT ENOUGH" if needed > free else "")
+
+
+def check_disk(run_dir: Path, state: TrainState, total: int, checkpoint_every: int, keep_last: int | None,
+               milestone_every: int) -> None:
+    """Refuse to start a run whose checkpoints (as many as it keeps at most) do not fit on its disk."""
+    each, kept, needed, free = disk_needs(run_dir, state, total, checkpoint_every, keep_last, milestone_every)
+    if needed > free:
+        raise DiskFull(f"{run_dir}: not enough disk for this run's checkpoints: it keeps up to {kept} of "
+                       f"~{human_bytes(each)}, ~{human_bytes(needed)} needed, {human_bytes(free)} free; free some "
+                       "space, keep fewer checkpoints or choose another --out")
+
+
+@contextlib.contextmanager
+def room_to_write(run_dir: Path):
+    """Turn a write into the run folder that finds no room (full disk, file-size limit, quota: log.csv, a
+    sample grid, TensorBoard) into :class:`DiskFull`'s one line; checkpoints say so themselves."""
+    try:
+        yield
+    except DiskFull:
+        raise
+    except Exception as err:
+        code = disk_full_errno(err)
+        if code is None:
+            raise
+        named = getattr(err, "filename", None)
+        raise disk_full(Path(named) if isinstance(named, str) else Path(run_dir) / "its log", code) from None
 
 
 class RunLogger:
@@ -199,39 +229,56 @@ def fit(run_dir: str | Path, state: TrainState, step: Callable[[int], Mapping[st
             if dist.enabled:  # each process continues its own random stream
                 torch.manual_seed(seed + dist.rank + 7919 * done)
         end = min(total, stop_at if stop_at is not None else total)
+        if dist.is_main and done < end:  # before anything is written: a run that cannot fit does not start
+            check_disk(run_dir, state, total, checkpoint_every, keep_last, milestone_every)
         if dist.is_main:
-            write_run_config(run_dir, config, **run_info)
-            logger = RunLogger(run_dir, done if last is not None else None, tensorboard)
+            with room_to_write(run_dir):
+                write_run_config(run_dir, config, **run_info)
+                logger = RunLogger(run_dir, done if last is not None else None, tensorboard)
             if progress and done < end:
                 tqdm.write(disk_plan(run_dir, state, total, checkpoint_every, keep_last, milestone_every))
         bar = tqdm(range(done, end), initial=done, total=end, desc=desc,
                    disable=not (progress and dist.is_main), mininterval=2)
         tic = time.perf_counter()
-        for index in bar:
-            logged.update(step(index))
-            done = index + 1
-            if dist.is_main and (done % log_every == 0 or done == end):
-                logger.scalars(done, {"sec": time.perf_counter() - tic, **logged})
-                tic = time.perf_counter()
-                if postfix:
-                    bar.set_postfix({label: f"{logged.get(name, float('nan')):.4g}" for label, name in postfix.items()})
-            if sample is not None and dist.is_main and sample_every and (done % sample_every == 0 or done == end):
-                grid = make_grid(sample().detach().float().cpu().clamp(0, 1), nrow=sample_nrow)
-                (run_dir / "samples").mkdir(exist_ok=True)
-                save_image(grid, run_dir / "samples" / f"step_{done:08d}.png")
-                logger.image(done, grid)
-            if done % checkpoint_every == 0 or done == end:
-                if dist.is_main:
-                    save_checkpoint(checkpoint_path(run_dir, done), step=done, extra={**extra, LOGGED_KEY: logged},
-                                    **state.parts())
-                    if keep_last:
-                        prune_checkpoints(run_dir, keep_last, milestone_every)
-                dist.barrier()
+        units = iter(bar)  # held here, so that on an error the bar is cleared below, not left by its iterator
+        try:
+            for index in units:
+                logged.update(step(index))
+                done = index + 1
+                if dist.is_main and (done % log_every == 0 or done == end):
+                    with room_to_write(run_dir):
+                        logger.scalars(done, {"sec": time.perf_counter() - tic, **logged})
+                    tic = time.perf_counter()
+                    if postfix:
+                        bar.set_postfix({label: f"{logged.get(name, float('nan')):.4g}"
+                                         for label, name in postfix.items()})
+                if sample is not None and dist.is_main and sample_every and (done % sample_every == 0 or done == end):
+                    grid = make_grid(sample().detach().float().cpu().clamp(0, 1), nrow=sample_nrow)
+                    with room_to_write(run_dir):
+                        (run_dir / "samples").mkdir(exist_ok=True)
+                        save_image(grid, run_dir / "samples" / f"step_{done:08d}.png")
+                        logger.image(done, grid)
+                if done % checkpoint_every == 0 or done == end:
+                    if dist.is_main:
+                        save_checkpoint(checkpoint_path(run_dir, done), step=done,
+                                        extra={**extra, LOGGED_KEY: logged}, **state.parts())
+                        if keep_last:
+                            prune_checkpoints(run_dir, keep_last, milestone_every)
+                    dist.barrier()
+        except BaseException:
+            bar.leave = False  # the error's own line is what stays on the terminal, not a half bar
+            bar.close()
+            units.close()
+            if dist.is_main:
+                with contextlib.suppress(Exception):
+                    logger.close()
+            raise
         bar.close()
         if dist.is_main:
             logger.close()
     return run_dir
 
 
-__all__ = ["TrainState", "adam", "sgd", "fast_layout", "is_finished", "human_bytes", "disk_plan", "RunLogger",
+__all__ = ["TrainState", "adam", "sgd", "fast_layout", "is_finished", "human_bytes", "disk_needs", "disk_plan",
+           "check_disk", "room_to_write", "RunLogger",
            "check_same_configuration", "fit"]
