@@ -16,13 +16,14 @@ export PAPER_REPRO_CACHE ?= $(CURDIR)/.cache
 export OMP_WAIT_POLICY ?= PASSIVE
 SCALE ?= demo
 
-.PHONY: env lock book test test-fast reproduce bench clean help
+.PHONY: env lock book test test-fast reproduce bench gpu-check clean help
 
 help:
 	@echo "make book       build the book (scale $(SCALE)) into _build/html/"
 	@echo "make test       pytest + nbval, the command CI runs"
 	@echo "make reproduce  SCALE=smoke|demo|full: run every chapter, tables into results/<scale>/"
 	@echo "make bench      run the benchmarks in benchmarks/"
+	@echo "make gpu-check  on a GPU machine: every trainer's full-geometry step timed (benchmarks/gpu_check.py)"
 	@echo "make lock       write the installed versions to requirements.lock (after CI passes with them)"
 
 env: $(STAMP)
@@ -57,7 +58,11 @@ reproduce: $(STAMP)
 	$(BIN)/python -m paper_repro reproduce --scale $(SCALE) --out results/$(SCALE)
 
 bench: $(STAMP)
-	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+# On a GPU machine, before the first full run: every trainer's step at full geometry, images/s, share of peak
+gpu-check: $(STAMP)
+	$(BIN)/python benchmarks/gpu_check.py
 
 clean:
 	rm -rf _build .cache
