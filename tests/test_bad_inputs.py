@@ -1434,7 +1434,10 @@ TOC_DAMAGES = {"root-missing": "format: jb-book\nchapters:\n  - file: ch\n",
                "root-a-list": "format: jb-book\nroot:\n  - ch\n", "root-empty": "format: jb-book\nroot:\n",
                "root-a-mapping": "format: jb-book\nroot: {file: ch}\n", "toc-a-list": "- root: ch\n",
                "toc-empty": "", "file-a-number": "format: jb-book\nroot: ch\nchapters:\n  - file: 7\n",
-               "not-utf8": b"format: jb-book\nroot: \xff\xfe\n"}
+               "not-utf8": b"format: jb-book\nroot: \xff\xfe\n",
+               "parts-a-number": "format: jb-book\nroot: ch\nparts: 5\n",
+               "chapters-a-mapping": "format: jb-book\nroot: ch\nchapters: {file: ch}\n",
+               "sections-text": "format: jb-book\nroot: ch\nchapters:\n  - file: ch\n    sections: ch\n"}
 
 
 def _tiny_book(c: Ctx, toc: str | bytes = "format: jb-book\nroot: ch\n") -> Path:

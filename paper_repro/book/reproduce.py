@@ -58,17 +58,21 @@ def find_book_root(start: Path | None = None) -> Path:
     raise UserError(f"{here}: no {TOC_FILE} here or above; run from the repository or pass --book DIR")
 
 
-def _toc_files(entry: Any) -> Iterable[str]:
+def _toc_files(entry: Any, where: Path | str = TOC_FILE) -> Iterable[str]:
     if isinstance(entry, dict):
         for key in ("root", "file"):
             if key in entry:
                 yield entry[key]
         for key in ("parts", "chapters", "sections"):
-            for child in entry.get(key, []) or []:
-                yield from _toc_files(child)
+            children = entry.get(key) or []
+            if not isinstance(children, list):
+                raise UserError(f"{where}: {key}: is {json.dumps(children, default=str)[:60]}; it must be a list "
+                                f"of entries ({key}: [- file: book/composition])")
+            for child in children:
+                yield from _toc_files(child, where)
     elif isinstance(entry, list):
         for child in entry:
-            yield from _toc_files(child)
+            yield from _toc_files(child, where)
 
 
 def list_chapters(book_root: Path) -> list[Path]:
@@ -87,7 +91,7 @@ def list_chapters(book_root: Path) -> list[Path]:
         raise UserError(f"{toc_path}: has {found}; its root must name the book's first page as text "
                         "(root: book/intro)")
     chapters = []
-    for name in _toc_files(toc):
+    for name in _toc_files(toc, toc_path):
         if not isinstance(name, str) or not name.strip():
             raise UserError(f"{toc_path}: a file entry is {json.dumps(name, default=str)[:60]}; each must name a "
                             "page as text (file: book/composition)")
