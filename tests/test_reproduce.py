@@ -71,3 +71,31 @@ def test_bad_arguments_are_one_line_errors(tiny_book, tmp_path, capsys):
     status = main(["reproduce", "--scale", "smoke", "--out", str(tmp_path), "--book", str(tiny_book),
                    "--data-root", str(tmp_path / "absent")])
     assert status == 2 and "absent" in capsys.readouterr().err
+
+
+def test_a_chapter_runs_again_when_its_code_or_the_package_code_it_runs_changes(tiny_book, tmp_path, monkeypatch,
+                                                                                 capsys):
+    """The batch's markers go stale as the book's cache does: a finished chapter is skipped only while its
+    own cells and the package modules it imports are the ones it ran with; the line names what changed."""
+    from paper_repro.runs import cached
+
+    out = tmp_path / "out"
+    assert [o.status for o in reproduce("smoke", out, only=["ok"], book_root=tiny_book)] == ["done"]
+    assert [o.status for o in reproduce("smoke", out, only=["ok"], book_root=tiny_book)] == ["skipped"]
+    real = cached._manifest
+
+    def edited(modules, exclude, root, package):
+        return tuple((f, "edited" if f == "results/tables.py" else h) for f, h in real(modules, exclude, root, package))
+
+    monkeypatch.setattr(cached, "_manifest", edited)
+    capsys.readouterr()
+    assert [o.status for o in reproduce("smoke", out, only=["ok"], book_root=tiny_book)] == ["done"]
+    assert "ok: running again, the package code it runs changed (results/tables.py)" in capsys.readouterr().out
+    monkeypatch.undo()
+    assert [o.status for o in reproduce("smoke", out, only=["ok"], book_root=tiny_book)] == ["done"]  # code back
+    notebook = tiny_book / "book" / "ok.ipynb"
+    nb = json.loads(notebook.read_text())
+    nb["cells"][-1]["source"] += "\nprint('one more line')"
+    notebook.write_text(json.dumps(nb))
+    assert [o.status for o in reproduce("smoke", out, only=["ok"], book_root=tiny_book)] == ["done"]
+    assert [o.status for o in reproduce("smoke", out, only=["ok"], book_root=tiny_book)] == ["skipped"]

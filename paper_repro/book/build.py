@@ -112,6 +112,14 @@ def read_notebook(path: Path):
     return nbformat.read(path, as_version=4)
 
 
+def notebook_digest(notebook) -> str:
+    """A hash of a notebook's code cells (their sources, in order): what a chapter runs of its own."""
+    import hashlib
+
+    code = "\n\x00".join(cell.source for cell in notebook.cells if cell.cell_type == "code")
+    return hashlib.sha256(code.encode()).hexdigest()[:16]
+
+
 def needs_of(notebook) -> list[str]:
     """The chapters this one runs after (its metadata ``paper_repro.after``)."""
     return list(notebook.metadata.get("paper_repro", {}).get("after", []))
@@ -443,5 +451,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 __all__ = ["cache_folder", "scale_config", "needs_of", "critical_paths", "simulated_finish", "planned_order",
-           "stale_chapters", "kernel_environment", "execute_chapter",
+           "stale_chapters", "kernel_environment", "execute_chapter", "notebook_digest",
            "execute_stale", "build_book", "check_built_book", "register"]

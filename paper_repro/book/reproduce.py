@@ -162,14 +162,23 @@ def run_chapter(book_root: Path, chapter: Path, out: Path, parameters: dict[str,
     and ``settings``); the executed notebook goes to ``out/notebooks``."""
     import papermill
 
+    from paper_repro.book.build import chapter_code, notebook_digest, read_notebook
+    from paper_repro.runs.cached import changed_files, listed
+
     name = chapter_name(chapter)
     marker = out / ".done" / f"{name}.json"
     output = out / "notebooks" / f"{name}.ipynb"
-    recorded = {"parameters": parameters, "settings": settings or {}}
+    notebook = read_notebook(book_root / chapter)
+    # what decides a chapter's outputs: its parameters and settings, its own code and the package code it runs
+    recorded = {"parameters": parameters, "settings": settings or {}, "notebook": notebook_digest(notebook),
+                "code": chapter_code(notebook)}
     if not force and marker.is_file():
         previous = read_marker(marker, name)
         if previous is not None and {k: previous.get(k, {}) for k in recorded} == recorded:
             return Outcome(name, "skipped")
+        if previous is not None and previous.get("code") and previous["code"] != recorded["code"]:
+            tqdm.write(f"{name}: running again, the package code it runs changed "
+                       f"({listed(changed_files(previous['code'], recorded['code']))})")
     marker.unlink(missing_ok=True)
     output.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
