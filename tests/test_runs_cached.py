@@ -286,3 +286,37 @@ def test_a_damaged_sdgm_bank_is_rebuilt_through_the_real_function(tmp_path, monk
     rebuilt = sdgm_bank(normals, "tile", model="tiny", steps=2, progress=False)
     assert f"rebuilding sdgm: {path}: damaged" in capsys.readouterr().out
     assert all(torch.equal(rebuilt[k], bank[k]) for k in bank)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "another shape"])
+def test_a_damaged_extra_normals_file_is_named_and_decoded_again(damage, tmp_path, monkeypatch, capsys):
+    import numpy as np
+
+    from paper_repro.data.pool import NormalPool
+    from paper_repro.defect_gan import data as gan_data
+
+    monkeypatch.setenv("PAPER_REPRO_CACHE", str(tmp_path / "cache"))
+    pool = NormalPool(None, 4, image_size=16, seed=3)
+    key = gan_data._pool_key(pool, 3)
+    first = np.array(gan_data._on_disk(pool, key, "normals"))
+    path = next((tmp_path / "cache" / "normals").glob("*.npy"))
+    if damage == "truncated":
+        path.write_bytes(path.read_bytes()[:-100])
+    elif damage == "empty":
+        path.write_bytes(b"")
+    else:
+        np.save(path, np.zeros((2, 3, 16, 16), dtype=np.uint8))
+    capsys.readouterr()
+    again = np.array(gan_data._on_disk(pool, key, "normals"))
+    out = capsys.readouterr().out.strip().splitlines()
+    assert np.array_equal(again, first)
+    assert len(out) == 1 and out[0].startswith(f"rebuilding the extra normals: {path} is damaged")
+
+
+@pytest.mark.parametrize("content", [b"{not json", b"\xff\xfe", b'{"key": 1, "curve": 5}', b"[1, 2]"])
+def test_a_damaged_fid_curve_is_measured_again(content, tmp_path, capsys):
+    from paper_repro.experiments import synthesizers
+
+    (tmp_path / synthesizers.CURVE_FILE).write_bytes(content)
+    assert synthesizers.recorded_fid_curve(tmp_path) is None
+    assert "damaged" in capsys.readouterr().out

@@ -204,20 +204,30 @@ def _on_disk(pool: Dataset, key: str, desc: str) -> np.ndarray:
     (atomically) and memory-mapped: a pool too large for memory is decoded once, not every epoch.
     ``key`` (:func:`_pool_key`) names what the crops depend on, their code included."""
     path = cache_dir() / "normals" / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.npy"
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
+    expected = (len(pool), 3, pool.image_size, pool.image_size)
+    if path.is_file():
         try:
-            first = pool[0]["image"]
-            array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(pool), *first.shape))
-            with tqdm(range(len(pool)), desc=desc, mininterval=2, leave=False) as bar:
-                for i in bar:
-                    array[i] = (pool[i]["image"] * 255).round().to(torch.uint8).numpy()
-            array.flush()
-            del array
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+            array = np.load(path, mmap_mode="r")
+            if array.shape == expected and array.dtype == np.uint8:
+                return array
+            problem = f"holds {array.dtype} {array.shape}, not uint8 {expected}"
+        except (OSError, ValueError, EOFError) as err:   # truncated, not a .npy file
+            problem = f"cannot be read ({' '.join(str(err).split())[:120]})"
+        print(f"rebuilding the extra normals: {path} is damaged ({problem})")
+        path.unlink()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
+    try:
+        first = pool[0]["image"]
+        array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(pool), *first.shape))
+        with tqdm(range(len(pool)), desc=desc, mininterval=2, leave=False) as bar:
+            for i in bar:
+                array[i] = (pool[i]["image"] * 255).round().to(torch.uint8).numpy()
+        array.flush()
+        del array
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return np.load(path, mmap_mode="r")
 
 

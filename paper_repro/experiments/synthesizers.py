@@ -193,14 +193,19 @@ def fid_curve(run_dir: str | Path, data: TrainingData, real: torch.Tensor, extra
 
 
 def recorded_fid_curve(run_dir: str | Path, key: dict | None = None) -> list[tuple[int, float]] | None:
-    """The curve :func:`fid_curve` wrote in ``run_dir`` (for ``key``, if given), or ``None``."""
+    """The curve :func:`fid_curve` wrote in ``run_dir`` (for ``key``, if given), or ``None`` (also when the
+    file is damaged: it is announced in one line and measured again)."""
     path = Path(run_dir) / CURVE_FILE
     if not path.is_file():
         return None
-    saved = json.loads(path.read_text())
-    if key is not None and saved.get("key") != key:
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        if key is not None and saved.get("key") != key:
+            return None
+        return [(int(step), float(value)) for step, value in saved["curve"]]
+    except (ValueError, TypeError, KeyError, AttributeError) as err:   # not JSON, not UTF-8, the wrong shape
+        print(f"{path}: damaged ({type(err).__name__}), measured again")
         return None
-    return [(int(step), float(value)) for step, value in saved["curve"]]
 
 
 def converged(ctx: RunContext | str, curves: Mapping[str, Sequence[tuple[int, float]]] | None = None) -> bool | str:
