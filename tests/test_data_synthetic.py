@@ -209,3 +209,33 @@ def test_a_set_another_process_finished_first_is_kept(monkeypatch, tmp_path):
     assert root == first["root"]
     assert (root / "tile" / "train" / "good" / "000.png").stat().st_ino == first["inode"]  # not replaced
     assert [p.name for p in (tmp_path / "data").iterdir()] == [root.name]  # no partial folder left
+
+
+@pytest.mark.parametrize("damage", ["deleted", "flipped byte", "truncated", "added", "marker without digests"])
+def test_a_damaged_bundled_data_set_is_named_and_generated_again(damage, monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("PAPER_REPRO_CACHE", str(tmp_path))
+    monkeypatch.setitem(PROFILES["bundled_data"][1], "smoke", dict(size=24, n_train=2, n_test=1, codebrim_train=6,
+                                                                     codebrim_test=3))
+    root = synthetic.bundled_root("mvtec", "smoke", seed=5)
+    whole = json.loads((root / "SYNTHETIC.json").read_text())["files"]
+    image = root / "tile" / "train" / "good" / "000.png"
+    if damage == "deleted":
+        image.unlink()
+    elif damage == "flipped byte":
+        data = bytearray(image.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        image.write_bytes(bytes(data))
+    elif damage == "truncated":
+        image.write_bytes(image.read_bytes()[:40])
+    elif damage == "added":
+        (root / "tile" / "train" / "good" / "stray.png").write_bytes(image.read_bytes())
+    else:
+        info = json.loads((root / "SYNTHETIC.json").read_text())
+        del info["files"]
+        (root / "SYNTHETIC.json").write_text(json.dumps(info))
+    capsys.readouterr()
+    assert synthetic.bundled_root("mvtec", "smoke", seed=5) == root
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1 and out[0].startswith(f"regenerating the bundled data: {root} has")
+    assert json.loads((root / "SYNTHETIC.json").read_text())["files"] == whole   # the same set, byte for byte
+    assert synthetic.damaged_files(root) == []

@@ -339,3 +339,17 @@ def test_verdicts_are_shaded_by_kind():
     html = verdicts_view(verdict_frame(found)).to_html()
     assert [v.verdict for v in found] == [HOLDS, CONTRADICTED]
     assert VERDICT_COLOURS[HOLDS] in html and VERDICT_COLOURS[CONTRADICTED] in html
+
+
+@pytest.mark.parametrize("content", [b"", b"\xff\xfe\x00", b"not,a,verdict\n1,2,3\n", b'"unclosed\n'])
+def test_a_damaged_verdict_file_is_left_out_in_one_line(content, tmp_path, monkeypatch, capsys):
+    from paper_repro.results.reading import HOLDS, Verdict, record_verdicts, recorded_verdicts
+
+    monkeypatch.setenv("PAPER_REPRO_CACHE", str(tmp_path))
+    record_verdicts([Verdict("Table 1", "a claim", "numbers", HOLDS, "an interval", 0.01)], "dadnet_tables_1_3_verdicts",
+                    "demo")
+    (tmp_path / "verdicts" / "demo" / "defect_gan_table1_verdicts.csv").write_bytes(content)
+    found = recorded_verdicts("demo", ["defect_gan_table1_verdicts", "dadnet_tables_1_3_verdicts"])
+    assert list(found["table"]) == ["Table 1"] and list(found["paper"]) == ["DADNet"]
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1 and "defect_gan_table1_verdicts.csv: damaged" in out[0]

@@ -17,6 +17,7 @@ independent of the order in which images are made, and different for another see
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing as mp
 import os
@@ -346,9 +347,27 @@ def generator_code() -> str:
     return code_fingerprint(GENERATOR, exclude=NOT_FINGERPRINTED + ("paper_repro.runs",))
 
 
+def _file_digests(out: Path) -> dict[str, str]:
+    """sha256 (first 16 hex digits) of every file of a generated set but its marker, by relative path."""
+    return {p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()[:16]
+            for p in sorted(out.rglob("*")) if p.is_file() and p.name != MARKER}
+
+
 def _write_info(out: Path, **info: object) -> None:
-    info = {"generator": GENERATOR, "generator_code": generator_code(), **info}
+    """The marker, written last: what wrote the set, with what, and a digest of every file it holds."""
+    info = {"generator": GENERATOR, "generator_code": generator_code(), **info, "files": _file_digests(out)}
     (out / MARKER).write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
+
+
+def damaged_files(root: Path) -> list[str]:
+    """The files of a generated set that are missing, changed or added since it was written (by the digests
+    in its marker); empty when the set is whole."""
+    try:
+        recorded = json.loads((root / MARKER).read_text(encoding="utf-8"))["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return [MARKER]
+    found = _file_digests(root)
+    return sorted(name for name in set(recorded) | set(found) if recorded.get(name) != found.get(name))
 
 
 def is_generated_set(folder: Path) -> bool:
@@ -475,7 +494,12 @@ def bundled_root(layout: str, scale: str, seed: int = 42, sizes=None) -> Path:
     name += f"-originals{n_originals}" if n_originals else ""
     root = cache_dir() / "data" / name
     if (root / MARKER).is_file():
-        return root
+        damaged = damaged_files(root)
+        if not damaged:
+            return root
+        print(f"regenerating the bundled data: {root} has {len(damaged)} damaged or missing file(s) "
+              f"({', '.join(damaged[:3])}{', ...' if len(damaged) > 3 else ''})")
+        shutil.rmtree(root, ignore_errors=True)
     if root.is_dir():  # a cache folder without its marker is no finished set (sets are renamed in whole)
         shutil.rmtree(root, ignore_errors=True)
     try:
@@ -489,7 +513,7 @@ def bundled_root(layout: str, scale: str, seed: int = 42, sizes=None) -> Path:
 
 
 __all__ = [
-    "generator_code", "GENERATOR", "MARKER", "ORIGINALS_SCALE", "BUNDLED_ORIGINALS", "CODEBRIM_DEFECTS",
+    "generator_code", "damaged_files", "GENERATOR", "MARKER", "ORIGINALS_SCALE", "BUNDLED_ORIGINALS", "CODEBRIM_DEFECTS",
     "BUNDLED_CATEGORIES", "LAYOUTS",
     "FAMILIES", "render", "normal_image", "codebrim_defect_set", "codebrim_labels", "write_mvtec",
     "write_codebrim", "write_codebrim_originals", "is_generated_set", "check_counts", "check_out",

@@ -29,6 +29,7 @@ from scipy import stats
 from scipy.stats import kendalltau
 
 from paper_repro.environment import cache_dir
+from paper_repro.runs.checkpoints import atomic_write
 from paper_repro.results.statistics import ALPHA, POWER, holm, kendall_exact, seeds_for_power, trend, welch
 from paper_repro.results.tables import results_view, save_table
 
@@ -131,23 +132,32 @@ def record_verdicts(verdicts: Sequence[Verdict], name: str, scale: str, results_
     frame = verdict_frame(verdicts)
     folder = cache_dir() / VERDICTS_FOLDER / scale
     folder.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(folder / f"{name}.csv", index=False)
+    atomic_write(folder / f"{name}.csv", lambda tmp: frame.to_csv(tmp, index=False))
     save_table(frame, name, results_dir)
     return frame
 
 
 def recorded_verdicts(scale: str, names: Sequence[str]) -> pd.DataFrame:
     """The verdicts the results chapters recorded at ``scale`` (:func:`record_verdicts`), in the order of
-    ``names``, with a ``paper`` column from each name's prefix; a table with none recorded is left out."""
+    ``names``, with a ``paper`` column from each name's prefix; a table with none recorded is left out, and
+    so is a damaged file (not a verdict table: one line names it and the chapter that writes it again)."""
     folder = cache_dir() / VERDICTS_FOLDER / scale
     papers = {"defect_gan": "Defect-GAN", "dadnet": "DADNet"}
+    columns = ["paper", "table", "claim", "this run", "verdict", "deciding number", "p", "near the line"]
     frames = []
     for name in names:
-        if (folder / f"{name}.csv").is_file():
-            frame = pd.read_csv(folder / f"{name}.csv")
-            paper = next((title for prefix, title in papers.items() if name.startswith(prefix)), "")
-            frames.append(frame.assign(paper=paper))
-    columns = ["paper", "table", "claim", "this run", "verdict", "deciding number", "p", "near the line"]
+        path = folder / f"{name}.csv"
+        if not path.is_file():
+            continue
+        try:
+            frame = pd.read_csv(path)
+            if not set(columns[1:]) <= set(frame.columns) or not frame["verdict"].isin(VERDICTS).all():
+                raise ValueError("not a table of verdicts")
+        except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as err:
+            print(f"{path}: damaged ({' '.join(str(err).split())[:100]}); left out until its chapter runs again")
+            continue
+        paper = next((title for prefix, title in papers.items() if name.startswith(prefix)), "")
+        frames.append(frame.assign(paper=paper))
     return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
 
 
