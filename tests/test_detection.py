@@ -109,7 +109,15 @@ def test_synthesized_set_has_labels_sources_and_balance(tmp_path):
     assert {tuple(r) for r in item_labels[:5, 1:].tolist()} <= {tuple(r) for r in labels.tolist()}
     item = ds[0]
     assert item["image"].shape == (3, 16, 16) and item["source"].item() == 1.0
-    assert json.loads((folder / "done.json").read_text()) == {"defects": 5, "normals": 3}
+    done = json.loads((folder / "done.json").read_text())
+    assert (done["defects"], done["normals"]) == (5, 3) and len(done["files"]) == 8 + 1   # images and labels.csv
+    from paper_repro.experiments.defect_gan_table3 import damaged_set
+
+    assert damaged_set(folder) == []
+    image = folder / sorted(done["files"])[0]
+    image.write_bytes(image.read_bytes()[:30])
+    (folder / "stray.png").write_bytes(b"x")
+    assert damaged_set(folder) == sorted([sorted(done["files"])[0], "stray.png"])
 
 
 # ---- training ---------------------------------------------------------------------------------

@@ -17,7 +17,6 @@ independent of the order in which images are made, and different for another see
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import multiprocessing as mp
 import os
@@ -40,7 +39,7 @@ from paper_repro.data.originals import WINDOW_FRACTION
 from paper_repro.data.textures import FAMILIES, illuminate
 from paper_repro.data.textures import texture
 from paper_repro.errors import UserError
-from paper_repro.runs.cached import NOT_FINGERPRINTED, code_fingerprint
+from paper_repro.runs.cached import NOT_FINGERPRINTED, changed_files_of, code_fingerprint, file_digests
 from paper_repro.runs.progress import tqdm
 
 GENERATOR = "paper_repro.data.synthetic"  # what a data set's marker names as its writer
@@ -347,15 +346,9 @@ def generator_code() -> str:
     return code_fingerprint(GENERATOR, exclude=NOT_FINGERPRINTED + ("paper_repro.runs",))
 
 
-def _file_digests(out: Path) -> dict[str, str]:
-    """sha256 (first 16 hex digits) of every file of a generated set but its marker, by relative path."""
-    return {p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()[:16]
-            for p in sorted(out.rglob("*")) if p.is_file() and p.name != MARKER}
-
-
 def _write_info(out: Path, **info: object) -> None:
     """The marker, written last: what wrote the set, with what, and a digest of every file it holds."""
-    info = {"generator": GENERATOR, "generator_code": generator_code(), **info, "files": _file_digests(out)}
+    info = {"generator": GENERATOR, "generator_code": generator_code(), **info, "files": file_digests(out, [MARKER])}
     (out / MARKER).write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
 
 
@@ -364,10 +357,9 @@ def damaged_files(root: Path) -> list[str]:
     in its marker); empty when the set is whole."""
     try:
         recorded = json.loads((root / MARKER).read_text(encoding="utf-8"))["files"]
-    except (OSError, ValueError, KeyError, TypeError):
+        return changed_files_of(root, recorded, [MARKER])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return [MARKER]
-    found = _file_digests(root)
-    return sorted(name for name in set(recorded) | set(found) if recorded.get(name) != found.get(name))
 
 
 def is_generated_set(folder: Path) -> bool:

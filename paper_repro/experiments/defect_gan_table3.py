@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -33,7 +34,7 @@ from paper_repro.experiments.synthesizers import (ABLATION_ROWS, converged, flag
                                                   table_config, train_variant)
 from paper_repro.results.papers import paper_table
 from paper_repro.results.reading import Effect, Spread, Verdict, improvement, spreads
-from paper_repro.runs.cached import ensure_current
+from paper_repro.runs.cached import MANIFEST, changed_files_of, ensure_current, file_digests, listed
 from paper_repro.runs.folders import cached_run_dir, run_lock
 from paper_repro.runs.progress import tqdm
 
@@ -84,8 +85,21 @@ def write_synthesized_set(G, data: TrainingData, out_dir: str | Path, n_defects:
             rows.append([name, 1.0] + [0.0] * (len(CODEBRIM_CLASSES) - 1))
     with (out_dir / "labels.csv").open("w", newline="") as handle:
         csv.writer(handle).writerows([["file", *CODEBRIM_CLASSES], *rows])
-    (out_dir / "done.json").write_text(json.dumps({"defects": n_defects, "normals": n_normals}))
+    files = file_digests(out_dir, SET_BOOKKEEPING)
+    (out_dir / "done.json").write_text(json.dumps({"defects": n_defects, "normals": n_normals, "files": files}))
     return out_dir
+
+
+SET_BOOKKEEPING = ("done.json", ".lock", MANIFEST)   # a synthesized set's files that are not its images
+
+
+def damaged_set(folder: Path) -> list[str]:
+    """The files of a finished synthesized set missing, changed or added since it was written."""
+    try:
+        return changed_files_of(folder, json.loads((folder / "done.json").read_text(encoding="utf-8"))["files"],
+                                SET_BOOKKEEPING)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return ["done.json"]
 
 
 def _shifted(data: TrainingData, offset: int) -> TrainingData:
@@ -194,6 +208,12 @@ def synthesized_sets(ctx: RunContext | str, codebrim: DataSource, n_defects: int
         folder = synthesized_set_dir(run_dir, n_defects, n_normals, seed)
         with run_lock(folder, wait=True):
             ensure_current(folder, [__name__], what="table3_synthesized")  # its code and the generator's
+            damaged = damaged_set(folder) if (folder / "done.json").is_file() else []
+            if damaged:
+                print(f"rebuilding the synthesized set {folder}: {listed(damaged)} damaged or missing")
+                for entry in folder.iterdir():
+                    if entry.name not in (".lock", MANIFEST):
+                        shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
             if not (folder / "done.json").is_file():
                 data = data or load_training_data(table_config(ctx), codebrim, seed=seed)
                 G = load_synthesizer(name, run_dir, row, device).generator

@@ -223,6 +223,21 @@ def ensure_current(run_dir: str | Path, modules: Iterable[str], what: str = "", 
     return run_dir
 
 
+def file_digests(folder: str | Path, skip: Iterable[str] = ()) -> dict[str, str]:
+    """sha256 (first 16 hex digits) of every file below ``folder`` by relative path, but those named in
+    ``skip`` (a marker that holds the digests, a lock, a manifest): what a folder of generated files records
+    when it is finished, so that :func:`changed_files_of` can tell later whether it is still whole."""
+    folder, skip = Path(folder), set(skip)
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()[:16]
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name not in skip}
+
+
+def changed_files_of(folder: str | Path, recorded: dict[str, str], skip: Iterable[str] = ()) -> list[str]:
+    """The files of ``folder`` missing, changed or added since ``recorded`` (:func:`file_digests`)."""
+    found = file_digests(folder, skip)
+    return sorted(name for name in set(recorded) | set(found) if recorded.get(name) != found.get(name))
+
+
 TENSORS_FILE = "tensors.safetensors"
 
 
@@ -253,6 +268,6 @@ def cached_tensors(kind: str, key: Any, compute: Callable[[], dict[str, torch.Te
         return tensors
 
 
-__all__ = ["TENSORS_FILE", "cached_tensors", "MANIFEST", "NOT_FINGERPRINTED", "source_fingerprint", "is_module", "code_manifest",
+__all__ = ["file_digests", "changed_files_of", "TENSORS_FILE", "cached_tensors", "MANIFEST", "NOT_FINGERPRINTED", "source_fingerprint", "is_module", "code_manifest",
            "code_fingerprint", "changed_files", "listed",
            "stale_reason", "ensure_current"]
