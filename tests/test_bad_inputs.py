@@ -12,8 +12,8 @@ input that also gets there was not refused where it entered.
 The table is written in one section per part of the package that has to make a case pass, so a
 failure names its owner in its id (``test_bad_input[data:synth-force-foreign-folder]``):
 
-- ``cli``: the command-line modules and their argument checks (paper_repro/cli.py, the commands'
-  cli.py, book/reproduce.py, defect_gan/control.py, runs/devices.resolve_device);
+- ``cli``: the command-line modules and their argument checks (paper_repro/cli.py, paper_repro/commands/,
+  book/reproduce.py, defect_gan/control.py, runs/devices.resolve_device);
 - ``data``: data sets, data roots and image reading (paper_repro/data/*);
 - ``runs``: run folders, resume and checkpoints (paper_repro/runs/*, the trainers' config_from_run);
 - ``weights``: safe weight loading (planted pickles, weight files).
