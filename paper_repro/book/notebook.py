@@ -26,9 +26,6 @@ from IPython.display import Code
 from paper_repro.context import RunContext
 from paper_repro.runs.devices import seed_everything
 
-#: A chapter's context: the run context its parameters cell resolves to (the name chapters knew first).
-Chapter = RunContext
-
 
 def chapter_setup(scale: str | None = None, device: str = "cpu", data_root: str | None = None,
                   seed: int = 42, results_dir: str | None = None, sd_model: str | None = None,

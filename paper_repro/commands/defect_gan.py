@@ -89,7 +89,7 @@ def _check_output_space(out: Path, n: int, size: int, with_maps: bool) -> None:
     upper bound of a PNG's, twice with the maps), before anything is written."""
     import shutil
 
-    from paper_repro.runs.loop import human_bytes
+    from paper_repro.runs.checkpoints import human_bytes
 
     needed = n * size * size * 3 * (2 if with_maps else 1)
     existing = next(p for p in (out, *out.parents) if p.exists())

@@ -39,7 +39,7 @@ from paper_repro.data.originals import WINDOW_FRACTION
 from paper_repro.data.textures import FAMILIES, illuminate
 from paper_repro.data.textures import texture
 from paper_repro.errors import UserError
-from paper_repro.runs.cached import NOT_FINGERPRINTED, changed_files_of, code_fingerprint, file_digests
+from paper_repro.runs.cached import NOT_FINGERPRINTED, code_fingerprint, damaged_since_marker, file_digests
 from paper_repro.runs.progress import tqdm
 
 GENERATOR = "paper_repro.data.synthetic"  # what a data set's marker names as its writer
@@ -352,14 +352,13 @@ def _write_info(out: Path, **info: object) -> None:
     (out / MARKER).write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
 
 
+_WHOLE: set[Path] = set()   # bundled sets this process has checked or written: verified once, not per call
+
+
 def damaged_files(root: Path) -> list[str]:
     """The files of a generated set that are missing, changed or added since it was written (by the digests
     in its marker); empty when the set is whole."""
-    try:
-        recorded = json.loads((root / MARKER).read_text(encoding="utf-8"))["files"]
-        return changed_files_of(root, recorded, [MARKER])
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return [MARKER]
+    return damaged_since_marker(root, MARKER)
 
 
 def is_generated_set(folder: Path) -> bool:
@@ -485,9 +484,12 @@ def bundled_root(layout: str, scale: str, seed: int = 42, sizes=None) -> Path:
     name = f"{layout}-{scale}-seed{int(seed)}-code{generator_code()}-{sizes.size}px-{n_train}-{n_test}"
     name += f"-originals{n_originals}" if n_originals else ""
     root = cache_dir() / "data" / name
+    if root in _WHOLE and (root / MARKER).is_file():
+        return root
     if (root / MARKER).is_file():
         damaged = damaged_files(root)
         if not damaged:
+            _WHOLE.add(root)
             return root
         print(f"regenerating the bundled data: {root} has {len(damaged)} damaged or missing file(s) "
               f"({', '.join(damaged[:3])}{', ...' if len(damaged) > 3 else ''})")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -34,7 +33,7 @@ from paper_repro.experiments.synthesizers import (ABLATION_ROWS, converged, flag
                                                   table_config, train_variant)
 from paper_repro.results.papers import paper_table
 from paper_repro.results.reading import Effect, Spread, Verdict, improvement, spreads
-from paper_repro.runs.cached import MANIFEST, changed_files_of, ensure_current, file_digests, listed
+from paper_repro.runs.cached import MANIFEST, damaged_since_marker, empty_folder, ensure_current, file_digests, listed
 from paper_repro.runs.folders import cached_run_dir, run_lock
 from paper_repro.runs.progress import tqdm
 
@@ -95,11 +94,7 @@ SET_BOOKKEEPING = ("done.json", ".lock", MANIFEST)   # a synthesized set's files
 
 def damaged_set(folder: Path) -> list[str]:
     """The files of a finished synthesized set missing, changed or added since it was written."""
-    try:
-        return changed_files_of(folder, json.loads((folder / "done.json").read_text(encoding="utf-8"))["files"],
-                                SET_BOOKKEEPING)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return ["done.json"]
+    return damaged_since_marker(folder, "done.json", SET_BOOKKEEPING)
 
 
 def _shifted(data: TrainingData, offset: int) -> TrainingData:
@@ -211,9 +206,7 @@ def synthesized_sets(ctx: RunContext | str, codebrim: DataSource, n_defects: int
             damaged = damaged_set(folder) if (folder / "done.json").is_file() else []
             if damaged:
                 print(f"rebuilding the synthesized set {folder}: {listed(damaged)} damaged or missing")
-                for entry in folder.iterdir():
-                    if entry.name not in (".lock", MANIFEST):
-                        shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+                empty_folder(folder, keep=(".lock", MANIFEST))
             if not (folder / "done.json").is_file():
                 data = data or load_training_data(table_config(ctx), codebrim, seed=seed)
                 G = load_synthesizer(name, run_dir, row, device).generator

@@ -210,10 +210,7 @@ def ensure_current(run_dir: str | Path, modules: Iterable[str], what: str = "", 
                         "make it writable, or point PAPER_REPRO_CACHE at a writable folder")
     if reason is not None:
         print(f"retraining {what or run_dir.name}: {reason}")
-        for entry in run_dir.iterdir():
-            if entry.name == ".lock":
-                continue
-            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+        empty_folder(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     _drop_damaged(run_dir, what or run_dir.name)
     path = run_dir / MANIFEST
@@ -236,6 +233,26 @@ def changed_files_of(folder: str | Path, recorded: dict[str, str], skip: Iterabl
     """The files of ``folder`` missing, changed or added since ``recorded`` (:func:`file_digests`)."""
     found = file_digests(folder, skip)
     return sorted(name for name in set(recorded) | set(found) if recorded.get(name) != found.get(name))
+
+
+def damaged_since_marker(folder: str | Path, marker: str, skip: Iterable[str] = ()) -> list[str]:
+    """The files of a finished folder of generated files missing, changed or added since its JSON
+    ``marker`` recorded their digests under ``"files"``; ``[marker]`` when the marker itself is unreadable
+    or records none. Empty when the folder is whole."""
+    folder = Path(folder)
+    try:
+        recorded = json.loads((folder / marker).read_text(encoding="utf-8"))["files"]
+        return changed_files_of(folder, recorded, {marker, *skip})
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return [marker]
+
+
+def empty_folder(folder: str | Path, keep: Iterable[str] = (".lock",)) -> None:
+    """Remove everything in ``folder`` but the entries named in ``keep`` (its lock, by default)."""
+    keep = set(keep)
+    for entry in Path(folder).iterdir():
+        if entry.name not in keep:
+            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
 
 
 TENSORS_FILE = "tensors.safetensors"
@@ -268,6 +285,6 @@ def cached_tensors(kind: str, key: Any, compute: Callable[[], dict[str, torch.Te
         return tensors
 
 
-__all__ = ["file_digests", "changed_files_of", "TENSORS_FILE", "cached_tensors", "MANIFEST", "NOT_FINGERPRINTED", "source_fingerprint", "is_module", "code_manifest",
+__all__ = ["file_digests", "changed_files_of", "damaged_since_marker", "empty_folder", "TENSORS_FILE", "cached_tensors", "MANIFEST", "NOT_FINGERPRINTED", "source_fingerprint", "is_module", "code_manifest",
            "code_fingerprint", "changed_files", "listed",
            "stale_reason", "ensure_current"]

@@ -279,6 +279,6 @@ def fit(run_dir: str | Path, state: TrainState, step: Callable[[int], Mapping[st
     return run_dir
 
 
-__all__ = ["TrainState", "adam", "sgd", "fast_layout", "is_finished", "human_bytes", "disk_needs", "disk_plan",
+__all__ = ["TrainState", "adam", "sgd", "fast_layout", "is_finished", "disk_needs", "disk_plan",
            "check_disk", "room_to_write", "RunLogger",
            "check_same_configuration", "fit"]
