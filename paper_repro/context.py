@@ -27,7 +27,7 @@ import torch
 
 from paper_repro.config import DEFAULT_SEED, DRY_RUN_CAPS, PROFILES, check_scale, get_config
 from paper_repro.data.roots import DataSource, resolve_data
-from paper_repro.environment import Environment, cache_dir, environment
+from paper_repro.environment import Environment, cache_dir, default_scale, environment
 from paper_repro.runs.devices import resolve_device
 from paper_repro.runs.precision import resolve_precision
 
@@ -69,7 +69,7 @@ class RunContext:
         """A context from explicit settings (flags, chapter parameters); whatever they leave ``None`` comes
         from ``env`` (default: this process's variables)."""
         env = environment() if env is None else env
-        return cls(scale=check_scale(scale) if scale else check_scale(env.scale or "smoke"),
+        return cls(scale=check_scale(scale) if scale else default_scale(env),
                    device=resolve_device(device),
                    data_root=Path(data_root).expanduser() if data_root else None,
                    seed=int(seed),

@@ -74,13 +74,14 @@ def environment() -> Environment:
     return Environment.read()
 
 
-def default_scale() -> str:
-    """The scale a chapter runs at when nobody injects one: ``$PAPER_REPRO_SCALE`` or ``smoke``.
+def default_scale(env: Environment | None = None) -> str:
+    """The scale a chapter runs at when nobody injects one: ``$PAPER_REPRO_SCALE`` or ``smoke`` (of ``env``,
+    default this process's variables).
 
     The book command sets ``PAPER_REPRO_SCALE=demo``; nbval and a plain ``jupyter`` session get
     ``smoke``; papermill (``python -m paper_repro reproduce``) injects the scale as a parameter.
     """
-    return check_scale(environment().scale or "smoke")
+    return check_scale((environment() if env is None else env).scale or "smoke")
 
 
 def cache_dir() -> Path:
