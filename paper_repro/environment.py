@@ -100,13 +100,18 @@ def cache_dir() -> Path:
     return path
 
 
-@contextlib.contextmanager
-def exported(dry_run: bool = False, sd_model: str | None = None, precision: str | None = None) -> Iterator[None]:
+def exported(dry_run: bool = False, sd_model: str | None = None, precision: str | None = None):
     """Set the variables every chapter kernel started meanwhile inherits (a batch's dry run, SDGM
     checkpoint, precision), then put the old values back: how ``reproduce`` hands its flags to
     notebooks, whose kernels read them back through
     :meth:`paper_repro.context.RunContext.create`."""
-    wanted = {DRY_RUN_ENV: "1" if dry_run else None, SD_MODEL_ENV: sd_model, PRECISION_ENV: precision}
+    return exported_variables({DRY_RUN_ENV: "1" if dry_run else None, SD_MODEL_ENV: sd_model,
+                               PRECISION_ENV: precision})
+
+
+@contextlib.contextmanager
+def exported_variables(wanted: dict[str, str | None]) -> Iterator[None]:
+    """Set each variable of ``wanted`` that has a value (``None``: leave it as it is) for the duration."""
     old = {name: os.environ.get(name) for name in wanted}
     try:
         for name, value in wanted.items():
@@ -123,4 +128,4 @@ def exported(dry_run: bool = False, sd_model: str | None = None, precision: str 
 
 __all__ = ["SCALE_ENV", "CACHE_ENV", "DRY_RUN_ENV", "PRECISION_ENV", "SD_MODEL_ENV", "SD_DOWNLOAD_ENV",
            "INCEPTION_WEIGHTS_ENV", "BACKBONE_WEIGHTS_ENV", "REPOSITORY_ENV", "VARIABLES", "Environment",
-           "environment", "default_scale", "cache_dir", "exported"]
+           "environment", "default_scale", "cache_dir", "exported", "exported_variables"]

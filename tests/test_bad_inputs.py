@@ -530,10 +530,10 @@ def _(c: Ctx):
     (book / "_toc.yml").write_text("format: jb-book\nroot: ch\n")
     c.p["book"] = str(book)
 
-    def stub(book_root, chapter, out, parameters, force, *settings):
-        raise WouldRun(f"run_chapter({chapter}, {parameters})")
+    def stub(book_root, chapters, store, **how):
+        raise WouldRun(f"run_chapters({chapters}, {how.get('parameters')})")
 
-    c.monkeypatch.setattr(reproduce, "run_chapter", stub)
+    c.monkeypatch.setattr(reproduce, "run_chapters", stub)
 
 
 # ==========================================================================================
@@ -1465,7 +1465,7 @@ def _damaged_marker(content: bytes):
 
 def _damaged_seconds(content: bytes):
     def apply(c: Ctx):
-        from paper_repro.book.build import seconds_file
+        from paper_repro.book.schedule import seconds_file
 
         book = _tiny_book(c)
         path = seconds_file(book, "smoke")
@@ -1485,7 +1485,7 @@ for _kind, _toc in TOC_DAMAGES.items():
 
 def py_reproduce_over_a_damaged_marker(p):
     """The batch runs the chapter again and leaves a marker that reads back."""
-    from paper_repro.book.reproduce import read_marker
+    from paper_repro.book.runner import read_marker
 
     rc = main([a.format(**p) for a in rep()])
     assert read_marker(Path(p["marker_file"]), "ch")["parameters"]["scale"] == "smoke", "no new marker"
@@ -1494,12 +1494,12 @@ def py_reproduce_over_a_damaged_marker(p):
 
 def py_build_times_over_a_damaged_file(p):
     """The build orders the chapters by their stated times, then writes its own times atomically."""
-    from paper_repro.book.build import Executed, expected_seconds, record_seconds
-    from paper_repro.book.reproduce import list_chapters
+    from paper_repro.book.chapters import list_chapters
+    from paper_repro.book.schedule import expected_seconds, record_seconds
 
     book = Path(p["book"])
     assert expected_seconds(book, list_chapters(book), "smoke") == {"ch": 0.0}
-    record_seconds(book, "smoke", [Executed("ch", 3.0)])
+    record_seconds(book, "smoke", {"ch": 3.0})
     assert json.loads(Path(p["seconds_file"]).read_text()) == {"ch": 3.0}
     assert [q.name for q in Path(p["seconds_file"]).parent.iterdir()] == ["chapter_seconds-smoke.json"]
 

@@ -102,10 +102,10 @@ def _two_lane_book(tmp_path: Path) -> Path:
 def test_book_executes_stale_chapters_in_parallel_after_what_they_read(tmp_path, monkeypatch):
     from jupyter_cache import get_cache
 
-    from paper_repro.book import build
+    from paper_repro.book import build, runner
 
     root = _two_lane_book(tmp_path)
-    monkeypatch.setattr(build.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(runner.os, "cpu_count", lambda: 2)
     lines: list[str] = []
     results = build.execute_stale(root, "smoke", jobs=2, log=lines.append)
     assert [r.error for r in results] == [None, None, None], lines
@@ -129,7 +129,7 @@ def test_book_executes_stale_chapters_in_parallel_after_what_they_read(tmp_path,
 def test_a_chapter_is_re_executed_when_the_package_code_it_imports_changes(tmp_path, monkeypatch):
     """jupyter-cache keys a chapter by its cells only; the build also compares the fingerprint of the
     package modules the chapter imports, and names the changed file."""
-    from paper_repro.book import build
+    from paper_repro.book import build, chapters, runner
     from paper_repro.runs import cached
 
     root = tmp_path / "book_root"
@@ -139,9 +139,9 @@ def test_a_chapter_is_re_executed_when_the_package_code_it_imports_changes(tmp_p
     make_notebook(root / "book" / "uses.ipynb", [("markdown", "# Uses"), ("code", "%matplotlib inline\n"
                   "from paper_repro.dadnet.losses import focal_loss\nfrom paper_repro.dadnet import dram\nprint(1)")])
     make_notebook(root / "book" / "plain.ipynb", [("markdown", "# Plain"), ("code", "print(2)")])
-    monkeypatch.setattr(build.os, "cpu_count", lambda: 2)
-    notebook = build.read_notebook(root / "book" / "uses.ipynb")
-    assert build.chapter_modules(notebook) == ["paper_repro.dadnet", "paper_repro.dadnet.dram",
+    monkeypatch.setattr(runner.os, "cpu_count", lambda: 2)
+    notebook = chapters.read_notebook(root / "book" / "uses.ipynb")
+    assert chapters.chapter_modules(notebook) == ["paper_repro.dadnet", "paper_repro.dadnet.dram",
                                                "paper_repro.dadnet.losses"]
     assert [r.error for r in build.execute_stale(root, "smoke", jobs=2, log=lambda line: None)] == [None, None]
     assert build.stale_chapters(root, "smoke") == []
@@ -153,11 +153,11 @@ def test_a_chapter_is_re_executed_when_the_package_code_it_imports_changes(tmp_p
     monkeypatch.setattr(cached, "_manifest", edited)
     lines: list[str] = []
     assert build.stale_chapters(root, "smoke", log=lines.append) == [Path("book/uses.ipynb")]
-    assert lines == ["uses: re-executing, the package code it runs changed (dadnet/losses.py)"]
+    assert lines == ["uses: running again, the package code it runs changed (dadnet/losses.py)"]
 
 
 def test_critical_paths_add_the_longest_chain_waiting_on_a_chapter():
-    from paper_repro.book.build import critical_paths
+    from paper_repro.book.schedule import critical_paths
 
     seconds = {"train": 500, "tables": 1800, "ablation": 1700, "other": 900, "closing": 5}
     needs = {"train": [], "tables": ["train"], "ablation": ["train"], "other": [], "closing": ["tables", "ablation"]}
@@ -166,7 +166,7 @@ def test_critical_paths_add_the_longest_chain_waiting_on_a_chapter():
 
 
 def test_simulated_finish_waits_for_what_a_chapter_reads():
-    from paper_repro.book.build import simulated_finish
+    from paper_repro.book.schedule import simulated_finish
 
     seconds = {"first": 3, "second": 1, "other": 1}
     needs = {"first": [], "second": ["first"], "other": []}
@@ -176,7 +176,7 @@ def test_simulated_finish_waits_for_what_a_chapter_reads():
 
 
 def test_planned_order_beats_longest_first_where_it_leaves_a_core_idle():
-    from paper_repro.book.build import critical_paths, planned_order, simulated_finish
+    from paper_repro.book.schedule import critical_paths, planned_order, simulated_finish
 
     # longest first puts 3 | 3, then 2 | 2, then the last 2 alone: 7; 3 + 3 | 2 + 2 + 2 is 6
     seconds = {"a": 3, "b": 3, "c": 2, "d": 2, "e": 2}
@@ -197,7 +197,7 @@ def test_the_chapter_heading_the_longest_chain_starts_first_and_times_are_kept(t
 
     import nbformat
 
-    from paper_repro.book import build
+    from paper_repro.book import build, schedule
 
     root = _two_lane_book(tmp_path)
     # `other` comes before `second` in reading order, but `second` states a longer time
@@ -210,23 +210,26 @@ def test_the_chapter_heading_the_longest_chain_starts_first_and_times_are_kept(t
     results = build.execute_stale(root, "smoke", jobs=1, log=lines.append)
     order = [line.split()[1] for line in lines if line.strip().startswith("executed ")]
     assert order == ["first", "second", "other"], lines
-    recorded = json.loads(build.seconds_file(root, "smoke").read_text())
+    recorded = json.loads(schedule.seconds_file(root, "smoke").read_text())
     assert set(recorded) == {"first", "second", "other"} and recorded["first"] >= 3  # it sleeps 3 s
     # the next build trusts this machine's measurement over the metadata
-    assert build.expected_seconds(root, [Path("book/second.ipynb")], "smoke") == {"second": recorded["second"]}
+    assert schedule.expected_seconds(root, [Path("book/second.ipynb")], "smoke") == {"second": recorded["second"]}
     assert [r.error for r in results] == [None, None, None]
 
 
-def test_book_stops_naming_a_failing_chapter_and_runs_nothing_after_it(tmp_path):
+def test_a_failing_chapter_is_named_its_readers_are_not_run_and_the_others_are(tmp_path):
     from paper_repro.book import build
 
     root = _two_lane_book(tmp_path)
     make_notebook(root / "book" / "first.ipynb", [("markdown", "# First"), ("code", "raise ValueError('no handoff')")])
     lines: list[str] = []
-    results = build.execute_stale(root, "smoke", jobs=1, log=lines.append)
-    failed = [r for r in results if r.error]
-    assert [r.chapter for r in failed] == ["first"] and "no handoff" in failed[0].error
-    assert "second" not in {r.chapter for r in results}  # it reads what `first` should have written
+    results = {r.chapter: r for r in build.execute_stale(root, "smoke", jobs=1, log=lines.append)}
+    assert results["first"].status == "failed" and "no handoff" in results["first"].error
+    assert "book/first.ipynb: cell 2 (raise ValueError('no handoff')) raised ValueError" in results["first"].error
+    # `second` reads what `first` should have written: not started, and said so
+    assert results["second"].status == "blocked" and "it reads first, which failed" in results["second"].error
+    assert results["other"].status == "done" and results["other"].error is None  # independent: it ran
+    assert build.stale_chapters(root, "smoke") == [Path("book/first.ipynb"), Path("book/second.ipynb")]
 
 
 def test_book_command_renders_from_the_cache_without_executing_again(tmp_path):

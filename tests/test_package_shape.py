@@ -14,7 +14,7 @@ MODULES = sorted(p for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.part
 # Command-line and book-tooling modules may import lazily (start-up time of `python -m paper_repro`), and
 # so may the wrappers of optional dependencies (anomalib is the `baselines` extra; torch-fidelity's
 # Inception is only needed with its weights).
-LAZY_ALLOWED = {"cli.py", "reproduce.py", "build.py", "browser_check.py", "sphinx_offline_mathjax.py", "anomalib_models.py", "fid.py",
+LAZY_ALLOWED = {"cli.py", "reproduce.py", "build.py", "runner.py", "chapters.py", "browser_check.py", "sphinx_offline_mathjax.py", "anomalib_models.py", "fid.py",
                 "progress.py"}  # progress.py: the Hugging Face libraries only when their bars are to be silenced
 
 

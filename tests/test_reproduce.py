@@ -1,12 +1,14 @@
 """The papermill runner on a tiny book of its own: tables written, skips, --force, failures reported."""
 import json
+from pathlib import Path
 
 import pytest
 
 from conftest import make_notebook
 from paper_repro.cli import main
 from paper_repro.errors import UserError
-from paper_repro.book.reproduce import chapter_name, list_chapters, reproduce, select
+from paper_repro.book.chapters import chapter_name, list_chapters, select
+from paper_repro.book.reproduce import reproduce
 
 PARAMETERS = 'scale = None\ndevice = "cpu"\ndata_root = None\nseed = 42\nresults_dir = None'
 
@@ -99,3 +101,38 @@ def test_a_chapter_runs_again_when_its_code_or_the_package_code_it_runs_changes(
     notebook.write_text(json.dumps(nb))
     assert [o.status for o in reproduce("smoke", out, only=["ok"], book_root=tiny_book)] == ["done"]
     assert [o.status for o in reproduce("smoke", out, only=["ok"], book_root=tiny_book)] == ["skipped"]
+
+
+def test_the_batch_and_the_book_share_one_runner_order_and_record(tmp_path, monkeypatch):
+    """``reproduce`` runs a chapter after the chapters it reads (as ``book`` does), and its markers hold
+    the same record the book's cache does: parameters, settings, the chapter's code and the package code."""
+    import nbformat
+
+    from paper_repro.book import runner
+    from paper_repro.book.chapters import chapter_code, notebook_digest
+
+    root = tmp_path / "book_root"
+    make_notebook(root / "book" / "first.ipynb", [("code", "import time\ntime.sleep(2)\n"
+                  "open('handoff.txt', 'w').write('from first')")], parameters=PARAMETERS)
+    second = make_notebook(root / "book" / "second.ipynb", [("code", "print(open('handoff.txt').read())")],
+                           parameters=PARAMETERS)
+    notebook = nbformat.read(second, as_version=4)
+    notebook.metadata["paper_repro"] = {"after": ["first"]}
+    nbformat.write(notebook, second)
+    # reading order puts `second` first; it must still wait for `first`
+    (root / "_toc.yml").write_text("format: jb-book\nroot: book/second\nchapters:\n  - file: book/first\n")
+    monkeypatch.setattr(runner.os, "cpu_count", lambda: 2)
+    lines: list[str] = []
+    out = tmp_path / "out"
+    outcomes = runner.run_chapters(root, [Path("book/second.ipynb"), Path("book/first.ipynb")],
+                                   runner.MarkerFolder(out), scale="smoke", parameters={"seed": 42},
+                                   devices=["cpu", "cpu"], log=lines.append)
+    assert [o.status for o in outcomes] == ["done", "done"], lines
+    executed = [line.split()[1] for line in lines if line.strip().startswith("executed ")]
+    assert executed == ["first", "second"]
+    assert any("2 at a time, 1 thread(s) each" in line for line in lines)
+    marker = json.loads((out / ".done" / "second.json").read_text())
+    assert marker["parameters"] == {"seed": 42, "device": "cpu"} and marker["settings"] == {"scale": "smoke"}
+    source = nbformat.read(second, as_version=4)
+    assert marker["notebook"] == notebook_digest(source) and marker["code"] == chapter_code(source)
+    assert "from first" in (out / "notebooks" / "second.ipynb").read_text()

@@ -18,7 +18,7 @@ Four parts of the package are left out of a cached run's manifest (:data:`NOT_FI
 ``paper_repro/config.py`` holds the settings, and the settings a run used are already its cache key (a new
 profile for one paper must not retrain the other paper's runs); ``paper_repro/context.py`` and
 ``paper_repro/environment.py`` only resolve those settings from flags and variables; ``paper_repro/results`` reads trained runs
-into tables and verdicts and never produces one. A book chapter's manifest (``paper_repro.book.build``)
+into tables and verdicts and never produces one. A book chapter's manifest (``paper_repro.book.chapters``)
 leaves nothing out: a chapter's output depends on all of them.
 """
 from __future__ import annotations
