@@ -55,17 +55,31 @@ def test_batches_can_be_streamed(images, extractor):
     assert streamed == pytest.approx(whole, rel=1e-5, abs=1e-6)
 
 
-def test_split_halves_are_disjoint_equal_and_seeded():
-    a, b = fid.split_halves(11, seed=3)
-    assert len(a) == len(b) == 5
-    assert set(a.tolist()).isdisjoint(b.tolist())
-    assert set(a.tolist()) | set(b.tolist()) <= set(range(11))
-    a2, b2 = fid.split_halves(11, seed=3)
-    assert torch.equal(a, a2) and torch.equal(b, b2)
-    assert not torch.equal(fid.split_halves(11, seed=4)[0], a)
+def test_each_real_defect_has_one_fid_role_by_its_file_name():
+    """Half of the defect images train the extractor, a quarter each are the reference and the ideal
+    sample; the role depends on the file name only (not its folder, order or the seed)."""
+    names = [f"image_{i:07d}.png" for i in range(4000)]
+    roles = [fid.fid_role(n) for n in names]
+    shares = {role: roles.count(role) / len(roles) for role in set(fid.FID_ROLES)}
+    # binomial sd of a share over 4,000 names is at most 0.008: 4 sd either side
+    assert shares["extractor"] == pytest.approx(0.5, abs=0.032)
+    assert shares["reference"] == pytest.approx(0.25, abs=0.028) and shares["ideal"] == pytest.approx(0.25, abs=0.028)
+    assert fid.fid_role("a/b/image_0000007.png") == fid.fid_role("image_0000007.png") == roles[7]
 
 
-def test_ideal_synthesizer_row_is_fid_of_the_two_halves(images, extractor, monkeypatch):
+def test_the_extractor_never_trains_on_the_fid_sets():
+    from paper_repro.data.codebrim import CODEBRIM
+
+    data = CODEBRIM(bundled_root("codebrim", "smoke"), "train", image_size=16)
+    kept = fid.extractor_training_set(data)
+    kept_paths = {data.samples[i][0] for i in kept.indices}
+    for path, labels in data.samples:
+        defect = any(labels[1:])
+        assert (path in kept_paths) == (not defect or fid.fid_role(path) == "extractor"), path
+    assert any(not any(labels[1:]) for _, labels in data.samples)  # normals are kept: there are some
+
+
+def test_ideal_synthesizer_row_is_the_fid_of_real_defects_against_the_reference(images, extractor, monkeypatch):
     seen = []
     real_fid = fid.fid
 
@@ -74,13 +88,12 @@ def test_ideal_synthesizer_row_is_fid_of_the_two_halves(images, extractor, monke
         return real_fid(real, fake, ext, **kw)
 
     monkeypatch.setattr(fid, "fid", spy)
-    score = fid.ideal_synthesizer_fid(images, extractor, seed=1)
+    score = fid.ideal_synthesizer_fid(images[:50], images[50:100], extractor)
     (real, fake), = seen
-    first, second = fid.split_halves(len(images), seed=1)
-    assert torch.equal(real, images[first]) and torch.equal(fake, images[second])
-    # no image is in both halves (the samples are continuous, so equal rows mean the same sample)
-    assert not (real[:, None] == fake[None]).flatten(2).all(-1).any()
+    assert torch.equal(real, images[50:100]) and torch.equal(fake, images[:50])  # reference first, as a generated set
     assert score.value > 0
+    with pytest.raises(ValueError, match="as large as each other"):
+        fid.ideal_synthesizer_fid(images[:40], images[50:100], extractor)
 
 
 def test_inception_without_weights_says_what_to_do(monkeypatch, tmp_path):

@@ -79,13 +79,17 @@ class Batch:
 class TrainingData:
     """Two pools, each a ``get(i) -> tensor`` function and a length; defects carry label vectors.
 
-    ``normals_source`` names where the normal pool's extra images came from (for chapters and captions).
+    ``normals_source`` names where the normal pool's extra images came from (for chapters and captions);
+    ``defect_names`` the file name of each defect image (Tables 1-2 choose their FID sets by it), by
+    default its index.
     """
 
     def __init__(self, normals: Callable[[int], torch.Tensor], n_normals: int,
                  defects: Callable[[int], torch.Tensor], defect_labels: torch.Tensor,
-                 classes: Sequence[str] = DEFECT_CLASSES, seed: int = 42, normals_source: str = "given tensors"):
+                 classes: Sequence[str] = DEFECT_CLASSES, seed: int = 42, normals_source: str = "given tensors",
+                 defect_names: Sequence[str] | None = None):
         self.normals, self.defects = normals, defects
+        self.defect_names = list(defect_names) if defect_names is not None else [str(i) for i in range(len(defect_labels))]
         self.normals_source = normals_source
         self.labels = defect_labels.float()
         self.classes = tuple(classes)
@@ -272,7 +276,8 @@ def load_training_data(cfg, source: DataSource, seed: int = 42, normals_dir: str
         def get_defect(i):
             return _to_gan_range(codebrim[defect_idx[i]])
     return TrainingData(get_normal, n_normals, get_defect, defect_labels[defect_idx],
-                        CODEBRIM_CLASSES[1:], seed, normals_source=label)
+                        CODEBRIM_CLASSES[1:], seed, normals_source=label,
+                        defect_names=[codebrim.samples[i][0].name for i in defect_idx])
 
 
 __all__ = ["DEFECT_CLASSES", "EXTRA_NORMALS_SOURCES", "EpochSampler", "Batch", "TrainingData",

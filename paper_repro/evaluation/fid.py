@@ -20,12 +20,20 @@ torchmetrics' :class:`~torchmetrics.image.fid.FrechetInceptionDistance` computes
 - :class:`RandomConvFeatures` - a fixed, randomly initialised CNN (seeded): no training at all.
   Used by the tests; a documented choice when even the small classifier is too expensive.
 
-All extractors take images ``(N, 3, H, W)`` float in ``[0, 1]``. :func:`split_halves` and
-:func:`ideal_synthesizer_fid` give the paper's "ideal defect synthesizer" row: the FID between two
-disjoint random halves of the real defect samples.
+All extractors take images ``(N, 3, H, W)`` float in ``[0, 1]``.
+
+**Which real images play which part** (:func:`fid_role`). Each real defect image of the training split
+has one role, fixed by a hash of its file name (so it holds at every image size, order and seed): half
+train the in-domain extractor, a quarter is the *reference* set every synthesizer's samples are compared
+with, a quarter is the *ideal synthesizer's* sample (the paper's "ideal defect synthesizer" row,
+:func:`ideal_synthesizer_fid`). So the ideal row and the synthesizers are measured alike: sets of the same
+size (a generated set is as large as the reference), on images the extractor never trained on (a network's
+features of its own training images are tighter than of new ones, which would flatter the ideal row), and
+FID's small-sample bias is the same for every row. The generators still train on every defect image.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +41,7 @@ from typing import Iterable, Sequence
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 from torchmetrics.image.fid import FrechetInceptionDistance, NoTrainInceptionV3
 
 from paper_repro.context import RunContext, as_context
@@ -158,20 +166,39 @@ class ExtractorConfig:
     widths: tuple[int, ...] = (16, 32, 64, 64)
 
 
+FID_ROLES = ("extractor", "extractor", "reference", "ideal")  # a quarter each, by a hash of the file name
+
+
+def fid_role(name: str | Path) -> str:
+    """The part a real defect image plays in Tables 1-2's FID (see the module's docstring): ``extractor``
+    (half), ``reference`` or ``ideal`` (a quarter each), from a hash of its file name alone."""
+    return FID_ROLES[hashlib.sha256(Path(name).name.encode()).digest()[0] % len(FID_ROLES)]
+
+
+def extractor_training_set(data: CODEBRIM) -> Subset:
+    """The images the in-domain extractor learns from: every normal image of the split, and the defect
+    images whose :func:`fid_role` is ``extractor``."""
+    keep = [i for i, (path, labels) in enumerate(data.samples)
+            if not any(labels[1:]) or fid_role(path) == "extractor"]  # labels[0] is "Background"
+    return Subset(data, keep)
+
+
 def train_in_domain_features(codebrim_root: str | Path, cfg: ExtractorConfig, seed: int = 42,
                              run_dir: str | Path | None = None, progress: bool = True) -> InDomainFeatures:
-    """Train (or load, if ``run_dir`` holds it) the in-domain extractor on CODEBRIM ``train``.
+    """Train (or load, if ``run_dir`` holds it) the in-domain extractor on CODEBRIM ``train``, less the
+    defect images that Tables 1-2 measure FID on (:func:`extractor_training_set`).
 
     Multi-label BCE over the 6 CODEBRIM labels, Adam, ``cfg.epochs`` epochs; weights are written to
     ``run_dir/extractor.safetensors`` so every chapter reuses them.
     """
-    label = f"in-domain CNN-{cfg.widths[-1]}d ({cfg.image_size}px, CODEBRIM-train labels, seed {seed})"
+    label = (f"in-domain CNN-{cfg.widths[-1]}d ({cfg.image_size}px, CODEBRIM-train labels without the FID sets, "
+             f"seed {seed})")
     model = InDomainFeatures(6, cfg.widths, name=label)
     weights = Path(run_dir) / "extractor.safetensors" if run_dir else None
     if weights is not None and weights.is_file():
         load_weights(weights, {"net": model})
         return model.eval()
-    data = CODEBRIM(codebrim_root, "train", image_size=cfg.image_size)
+    data = extractor_training_set(CODEBRIM(codebrim_root, "train", image_size=cfg.image_size))
     generator = torch.Generator().manual_seed(seed)
     loader = DataLoader(data, batch_size=cfg.batch_size, shuffle=True, generator=generator)
     with torch.random.fork_rng(devices=[]):
@@ -271,24 +298,19 @@ def fid(real: torch.Tensor | Iterable[torch.Tensor], fake: torch.Tensor | Iterab
                     int(metric.real_features_num_samples), int(metric.fake_features_num_samples))
 
 
-def split_halves(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Two disjoint random halves of ``range(n)`` (sizes ``n // 2`` each; an odd one out is dropped)."""
-    if n < 4:
-        raise ValueError(f"need at least 4 samples to split into halves, got {n}")
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    half = n // 2
-    return perm[:half].sort().values, perm[half:2 * half].sort().values
-
-
-def ideal_synthesizer_fid(real: torch.Tensor, extractor: nn.Module, seed: int = 0, **kwargs) -> FIDScore:
-    """Table 1's "ideal defect synthesizer": FID between two disjoint random halves of the real defects."""
-    first, second = split_halves(len(real), seed)
-    return fid(real[first], real[second], extractor, **kwargs)
+def ideal_synthesizer_fid(sample: torch.Tensor, reference: torch.Tensor, extractor: nn.Module,
+                          **kwargs) -> FIDScore:
+    """Table 1's "ideal defect synthesizer": real defects it never trained on (``sample``, the ``ideal``
+    role of :func:`fid_role`) against the reference set, measured as a synthesizer's samples are."""
+    if len(sample) != len(reference):
+        raise ValueError(f"the ideal sample ({len(sample)}) and the reference ({len(reference)}) must be "
+                         "as large as each other, as a generated set is")
+    return fid(reference, sample, extractor, **kwargs)
 
 
 __all__ = [
     "INCEPTION_WEIGHTS_FILE", "InceptionUnavailable", "InceptionV3Features",
     "inception_network", "small_cnn", "RandomConvFeatures", "InDomainFeatures", "ExtractorConfig",
     "train_in_domain_features", "in_domain_extractor", "resolve_extractor", "FIDScore", "fid",
-    "split_halves", "ideal_synthesizer_fid",
+    "FID_ROLES", "fid_role", "extractor_training_set", "ideal_synthesizer_fid",
 ]

@@ -29,7 +29,8 @@ from paper_repro.data.roots import DataSource
 from paper_repro.defect_gan.control import restore, synthesize
 from paper_repro.defect_gan.data import TrainingData
 from paper_repro.defect_gan.trainer import ABLATION_FLAGS, load_generator, trained_run
-from paper_repro.evaluation.fid import FIDScore, fid
+from paper_repro.errors import UserError
+from paper_repro.evaluation.fid import FIDScore, fid, fid_role
 from paper_repro.results.reading import plateaued
 from paper_repro.runs.checkpoints import atomic_write, checkpoints
 
@@ -87,9 +88,23 @@ def to_unit(images: torch.Tensor) -> torch.Tensor:
     return ((images + 1) / 2).clamp(0, 1)
 
 
-def real_defects(data: TrainingData) -> torch.Tensor:
-    """Every real defect image of the training pools, (N, 3, H, W) in [0, 1]."""
-    return to_unit(torch.stack([data.defects(i) for i in range(data.n_defects)]))
+def real_defects(data: TrainingData, role: str | None = None) -> torch.Tensor:
+    """The real defect images of the training pools, (N, 3, H, W) in [0, 1]: every one, or those of one
+    :func:`paper_repro.evaluation.fid.fid_role`."""
+    chosen = [i for i in range(data.n_defects) if role is None or fid_role(data.defect_names[i]) == role]
+    if not chosen:
+        raise UserError(f"the training split has no defect image in the FID's {role!r} set; it needs more "
+                        "defect images (a quarter of them, by file name, play that part)")
+    return to_unit(torch.stack([data.defects(i) for i in chosen]))
+
+
+def fid_sets(data: TrainingData) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tables 1-2's real sets: the reference every synthesizer is compared with, and the ideal
+    synthesizer's sample, of the same size (the larger one's last images left out), neither seen by the
+    in-domain extractor (:func:`paper_repro.evaluation.fid.fid_role`)."""
+    reference, ideal = real_defects(data, "reference"), real_defects(data, "ideal")
+    n = min(len(reference), len(ideal))
+    return reference[:n], ideal[:n]
 
 
 def draws(data: TrainingData, n: int, seed: int = 0) -> tuple[list[int], torch.Tensor]:
@@ -233,7 +248,7 @@ def converged(ctx: RunContext | str, curves: Mapping[str, Sequence[tuple[int, fl
 
 __all__ = [
     "ABLATION_ROWS", "CYCLEGAN_STYLE", "flags_of", "row_label", "table_config", "train_variant",
-    "unconditional_data", "train_unconditional", "to_unit", "real_defects", "draws", "sample_defaced",
+    "unconditional_data", "train_unconditional", "to_unit", "real_defects", "fid_sets", "draws", "sample_defaced",
     "sample_restored", "Synthesizer", "load_synthesizer", "synthesis_fid", "synthesis_fids", "CURVE_FILE", "CURVE_POINTS",
     "fid_curve", "recorded_fid_curve", "converged",
 ]

@@ -12,7 +12,7 @@ DADNET = "DADNet (Zeng et al., J. GDUT 2025)"
 # Defect-GAN, CODEBRIM, 128x128
 # ------------------------------------------------------------------------------------------
 # Table 1: FID (lower is better). Blocks: direct synthesis, image-to-image, the ideal synthesizer
-# (FID between two random halves of the real defect samples).
+# (the paper, §4.1: FID between two random groups of the real defect samples).
 _DG_TABLE1 = [
     ("direct synthesis", "StackGAN++", 111.1),
     ("direct synthesis", "Conditional StackGAN++", 132.1),
