@@ -32,7 +32,7 @@ $(STAMP): pyproject.toml Makefile $(LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c $(LOCK) $(TORCH)
-	$(BIN)/python -m pip install --quiet -c $(LOCK) -e '.[book,test,baselines]'
+	$(BIN)/python -m pip install --quiet -c $(LOCK) -e '.[book,test,baselines,export]'
 	@touch $@
 
 lock: $(STAMP)

@@ -2,6 +2,8 @@
 
     defect-gan train --data ROOT --scale S --out RUN [--ablation ani,sc] [--resume]
     defect-gan synth --run RUN --normals DIR --classes Crack,Spallation [--region x0,y0,x1,y1] --n N --out DIR
+    defect-gan synth --run RUN --normals DIR --classes Crack,Spallation,Crack+Spallation --layout codebrim|folders
+                     [--n N] --out DIR     (a ready training set: paper_repro/defect_gan/training_set.py)
     defect-gan restore --run RUN --images DIR --out DIR
 
 ``train`` runs unchanged under ``torchrun --nproc_per_node K -m paper_repro defect-gan train ...``.
@@ -9,12 +11,14 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from paper_repro.cli import (check_run_folder, class_list, device_name, output_folder, positive_int, region_box,
                              seed_value)
 from paper_repro.errors import UserError
 
+DEFAULT_N = 8   # images ``synth`` writes without --layout and --n
 ABLATION_PRESETS = {"stargan": ("scc", "ani", "lwc", "sc"), "stargan+spade": ("ani", "lwc", "sc")}
 
 
@@ -114,6 +118,9 @@ def cmd_synth(args) -> int:
     from paper_repro.defect_gan.trainer import load_generator
     from paper_repro.runs.devices import resolve_device, seed_everything
 
+    if args.layout is not None:
+        return _synth_training_set(args)
+    args.n = DEFAULT_N if args.n is None else args.n
     size = _image_size(args.run)
     seed_everything(args.seed)
     device = resolve_device(args.device)
@@ -136,6 +143,53 @@ def cmd_synth(args) -> int:
             if result.mask is not None:
                 write_image(result.mask[k].expand(3, -1, -1) * 2 - 1, out / "maps" / name)
     print(f"wrote {args.n} images with {'+'.join(names)} to {out}")
+    return 0
+
+
+def _synth_training_set(args) -> int:
+    """``synth --layout codebrim|folders``: a training set (:mod:`paper_repro.defect_gan.training_set`).
+    Every input is checked before anything is written; the set appears in ``--out`` whole or not at all."""
+    from paper_repro.defect_gan.control import control_map
+    from paper_repro.defect_gan.trainer import load_generator
+    from paper_repro.defect_gan.training_set import (LAYOUTS, PER_LABEL_SET, check_out, defect_counts, label_sets,
+                                                     read_normals, skipped_line, split_normals, write_training_set)
+    from paper_repro.runs.devices import resolve_device, seed_everything
+
+    if args.layout not in LAYOUTS:
+        raise UserError(f"--layout {args.layout!r}: unknown layout; expected one of {', '.join(LAYOUTS)}")
+    size = _image_size(args.run)
+    out = Path(args.out).expanduser()
+    check_out(out)
+    device = resolve_device(args.device)
+    G, classes = load_generator(args.run, device)
+    try:
+        sets = label_sets(args.classes, classes, args.layout)
+    except UserError as err:
+        raise UserError(f"--classes {','.join(args.classes)}: {err}") from None
+    n = PER_LABEL_SET * len(sets) if args.n is None else args.n
+    defect_counts(n, len(sets))   # too few images for every label set in every split stops here
+    mask = _read_mask(args.mask) if args.mask else None
+    control_map(sets[0], classes, size, box=args.region, mask=mask)   # an empty region stops here
+    try:
+        normals = read_normals(args.normals, size)
+    except UserError as err:
+        raise UserError(f"--normals {err}") from None
+    try:
+        split_normals(len(normals), args.seed)
+    except UserError as err:
+        raise UserError(f"--normals {args.normals}: {err}") from None
+    _check_output_space(out, n + len(normals), size, with_maps=True)
+    if normals.skipped:
+        print(f"warning: {skipped_line(normals)} (all listed in {out / 'SYNTHETIC.json'})", file=sys.stderr)
+    seed_everything(args.seed)
+    info = {"run": str(Path(args.run).resolve()), "normals": str(Path(args.normals).expanduser().resolve()),
+            "mask": str(Path(args.mask).resolve()) if args.mask else None}
+    counts = write_training_set(G, classes, normals, out, args.layout, sets, n, args.seed, info, region=args.region,
+                                mask=mask, restrict=args.restrict, device=device)
+    per_split = "/".join(str(sum(c.values())) for c in counts.values())
+    print(f"wrote {n} images with {', '.join('+'.join(s) for s in sets)} and {len(normals)} normals as Background "
+          f"to {out} ({args.layout} layout, {size} px, train/val/test {per_split} images; masks/ and maps/ "
+          f"beside them; SYNTHETIC.json names the run)")
     return 0
 
 
@@ -203,17 +257,27 @@ def register(subparsers) -> None:
     p.add_argument("--no-amp", action="store_true", help="the same as --precision fp32")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("synth", help="add defects of chosen classes at a chosen place to normal images")
+    p = sub.add_parser("synth", help="add defects of chosen classes at a chosen place to normal images, or write "
+                       "a training set of them (--layout)")
     p.add_argument("--run", required=True, help="a Defect-GAN run folder")
-    p.add_argument("--normals", required=True, help="folder of normal images (any, also unseen ones)")
+    p.add_argument("--normals", required=True, help="folder of normal images (any, also unseen ones; with --layout "
+                   "searched recursively, unreadable images skipped)")
     p.add_argument("--classes", required=True, type=class_list,
-                   help="comma-separated defect classes, e.g. Crack,CorrosionStain")
+                   help="comma-separated defect classes, e.g. Crack,CorrosionStain, all on every image; with "
+                   "--layout each entry is one label set, images take them in turn, + joins classes on one image "
+                   "(Crack,Spallation,Crack+Spallation)")
+    p.add_argument("--layout", default=None, metavar="{codebrim,folders}",
+                   help="write a training set: codebrim (train|val|test/defects|background + metadata/*.xml, read "
+                   "by paper_repro.data.CODEBRIM) or folders (train|val|test/<label set>/, for ImageFolder); masks/ "
+                   "and maps/ beside, the normals as Background, SYNTHETIC.json; --out must be new or empty")
     p.add_argument("--region", default=None, type=region_box, help="x0,y0,x1,y1 in pixels of the model's image "
                    "size, or fractions in [0, 1] (default: the whole image); a negative first value as --region=-1,...")
     p.add_argument("--mask", default=None, help="a painted region as an image (white = defect here)")
     p.add_argument("--restrict", action="store_true",
                    help="keep pixels outside the region bit for bit (m multiplied by the region; not in the paper)")
-    p.add_argument("--n", type=positive_int, default=8, help="how many images to write")
+    p.add_argument("--n", type=positive_int, default=None,
+                   help=f"how many images with defects to write (default {DEFAULT_N}; with --layout 10 per label "
+                   "set by default, and at least 3 per label set: one in each of train, val and test)")
     p.add_argument("--out", required=True, type=output_folder)
     p.add_argument("--device", type=device_name, default="cpu")
     p.add_argument("--seed", type=seed_value, default=42)
