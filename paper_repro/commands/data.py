@@ -26,8 +26,8 @@ def register(subparsers) -> None:
                        help="mvtec: <cat>/train/good, test/<defect>, ground_truth; codebrim: "
                        "train|val|test/defects|background + metadata/*.xml")
     synth.add_argument("--categories", default=None,
-                       help="comma-separated surfaces for --layout mvtec (default: all of "
-                       "carpet,leather,tile,wood,metal,concrete)")
+                       help="comma-separated surfaces for --layout mvtec (default: all of the procedural "
+                       "carpet,leather,tile,wood,metal,concrete and the photographed brick,grass,gravel)")
     synth.add_argument("--size", type=int, default=128, help="image side in pixels (default 128)")
     synth.add_argument("--n-train", type=int, default=None,
                        help="mvtec: training images per category (160); codebrim: training crops (720)")

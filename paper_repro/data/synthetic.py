@@ -4,8 +4,9 @@ Nothing is downloaded. Every image is drawn from its own random generator seeded
 ``(seed, layout, category, split, kind, index)``, so a data set is byte-identical for one seed,
 independent of the order in which images are made, and different for another seed.
 
-- :func:`render` draws one sample: a surface (:mod:`~paper_repro.data.textures`), zero or more
-  defects composed onto it (:mod:`~paper_repro.data.defects`), then light and sensor noise.
+- :func:`render` draws one sample: a surface (a procedural one, :mod:`~paper_repro.data.textures`, or a
+  crop of a photograph, :mod:`~paper_repro.data.photographs`), zero or more defects composed onto it
+  (:mod:`~paper_repro.data.defects`), then light and sensor noise.
 - :func:`write_mvtec` / :func:`write_codebrim` write the MVTec AD and CODEBRIM classification layouts,
   so :class:`~paper_repro.data.MVTecAD` and :class:`~paper_repro.data.CODEBRIM` read them exactly as
   they read the real data sets; :func:`write_codebrim_originals` writes a miniature of CODEBRIM's
@@ -36,6 +37,7 @@ from paper_repro.data.defects import CODEBRIM_TAGS, paint
 from paper_repro.data.codebrim import CODEBRIM_CLASSES
 from paper_repro.data.mvtec import MIN_TRAIN_IMAGES
 from paper_repro.data.originals import WINDOW_FRACTION
+from paper_repro.data.photographs import PHOTOGRAPHS, crop as photograph_crop, sources as photograph_sources
 from paper_repro.data.textures import FAMILIES, illuminate
 from paper_repro.data.textures import texture
 from paper_repro.errors import UserError
@@ -58,7 +60,7 @@ CODEBRIM_DEFECTS = ("crack", "spallation", "efflorescence", "exposed_bars", "cor
 
 # MVTec-layout categories of the bundled set: surface family and its test defect types. ``combined``
 # (as in MVTec AD *wood*) holds two or three of the category's defects in one image.
-BUNDLED_CATEGORIES: dict[str, tuple[str, ...]] = {
+PROCEDURAL_CATEGORIES: dict[str, tuple[str, ...]] = {
     "carpet": ("hole", "stain", "contamination", "missing_part", "combined"),
     "leather": ("scratch", "hole", "stain", "crack", "combined"),
     "tile": ("crack", "stain", "contamination", "missing_part", "combined"),
@@ -66,6 +68,16 @@ BUNDLED_CATEGORIES: dict[str, tuple[str, ...]] = {
     "metal": ("scratch", "hole", "corrosion_stain", "contamination", "combined"),
     "concrete": ("crack", "spallation", "efflorescence", "exposed_bars", "corrosion_stain", "combined"),
 }
+# Categories cropped from real photographs (paper_repro.data.photographs: sources, licences, the disjoint
+# train/test bands, the normal-preserving augmentation), with the same defects composed in the same way.
+# Masonry defects on brick; foreign matter, holes, stains and bare patches on grass and gravel.
+PHOTOGRAPHED_CATEGORIES: dict[str, tuple[str, ...]] = {
+    "brick": ("crack", "spallation", "efflorescence", "missing_part", "combined"),
+    "grass": ("hole", "stain", "contamination", "missing_part", "combined"),
+    "gravel": ("hole", "stain", "contamination", "corrosion_stain", "combined"),
+}
+assert set(PHOTOGRAPHED_CATEGORIES) == set(PHOTOGRAPHS) and not set(PHOTOGRAPHS) & set(FAMILIES)
+BUNDLED_CATEGORIES: dict[str, tuple[str, ...]] = {**PROCEDURAL_CATEGORIES, **PHOTOGRAPHED_CATEGORIES}
 LAYOUTS = ("mvtec", "codebrim")
 
 
@@ -75,14 +87,25 @@ def _rng(seed: int, *key: object) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(words))
 
 
+def surface(family: str, size: int, rng: np.random.Generator, split: str = "train") -> np.ndarray:
+    """A defect-free surface ``(size, size, 3)`` float32 in [0, 1]: a procedural texture of ``family``
+    (:data:`FAMILIES`; ``split`` plays no part), or a crop of the photograph ``family``
+    (:data:`~paper_repro.data.photographs.PHOTOGRAPHS`) from the band of the photograph that ``split``
+    (``train``, ``extra_normal`` or ``test``) owns."""
+    if family in PHOTOGRAPHS:
+        return photograph_crop(family, split, rng, size)
+    return texture(family, rng, size)
+
+
 def render(family: str, defect_types: tuple[str, ...] | list[str], size: int,
-           rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+           rng: np.random.Generator, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
     """One sample: ``(image uint8 (size, size, 3), mask uint8 (size, size) in {0, 255})``.
 
-    The surface is drawn first, then each defect is composed onto it, then the whole scene is lit
-    and gets sensor noise, so light and noise are the same on normal and defective pixels.
+    The surface is drawn first (:func:`surface`; ``split`` picks a photograph's band), then each defect
+    is composed onto it, then the whole scene is lit and gets sensor noise, so light and noise are the
+    same on normal and defective pixels, procedural and photographed surfaces alike.
     """
-    image = texture(family, rng, size)
+    image = surface(family, size, rng, split)
     mask = np.zeros((size, size), bool)
     for name in defect_types:
         image, m = paint(image, name, rng)
@@ -148,16 +171,16 @@ def _mvtec_job(job: tuple) -> None:
     out, cat, split, kind, i, size, seed = job
     rng = _rng(seed, "mvtec", cat, split, kind, i)
     if split == "extra_normal":
-        image, _ = render(cat, (), size, rng)
+        image, _ = render(cat, (), size, rng, split)
         _save_png(image, out / cat / "extra_normal" / f"{i:05d}.png")
         return
     folder = out / cat / split / kind
     if kind == "good":
-        image, _ = render(cat, (), size, rng)
+        image, _ = render(cat, (), size, rng, split)
         _save_png(image, folder / f"{i:03d}.png")
         return
     types = _combined(cat, rng) if kind == "combined" else [kind]
-    image, mask = render(cat, types, size, rng)
+    image, mask = render(cat, types, size, rng, split)
     _save_png(image, folder / f"{i:03d}.png")
     _save_png(mask, out / cat / "ground_truth" / kind / f"{i:03d}_mask.png")
 
@@ -169,7 +192,9 @@ def write_mvtec(out: Path, categories: list[str] | None = None, size: int = 128,
 
     ``<cat>/train/good/000.png``, ``<cat>/test/good/000.png``, ``<cat>/test/<defect>/000.png`` and
     ``<cat>/ground_truth/<defect>/000_mask.png`` (0 / 255, the image's size); ``n_test`` images per
-    test folder. ``n_extra > 0`` also writes ``<cat>/extra_normal/00000.png``, a pool of further
+    test folder. A photographed category's training (and extra) images are crops of its photograph's
+    training band, its test images crops of the other band; ``SYNTHETIC.json`` then names each
+    photograph's source and licence (``photographs``). ``n_extra > 0`` also writes ``<cat>/extra_normal/00000.png``, a pool of further
     defect-free images (Defect-GAN trains on extra normal crops).
     """
     out = Path(out)
@@ -186,8 +211,9 @@ def write_mvtec(out: Path, categories: list[str] | None = None, size: int = 128,
         jobs += [(out, cat, "test", d, i, size, seed) for d in BUNDLED_CATEGORIES[cat] for i in range(n_test)]
         jobs += [(out, cat, "extra_normal", None, i, size, seed) for i in range(n_extra)]
     _run(jobs, _mvtec_job, "mvtec", progress, workers)
+    photographed = {c: s for c, s in photograph_sources().items() if c in cats}
     _write_info(out, layout="mvtec", categories=cats, size=size, n_train=n_train, n_test=n_test,
-                seed=seed, n_extra=n_extra)
+                seed=seed, n_extra=n_extra, **({"photographs": photographed} if photographed else {}))
     return out
 
 
@@ -468,8 +494,8 @@ def bundled_root(layout: str, scale: str, seed: int = 42, sizes=None) -> Path:
     Generated once and cached under ``cache_dir()/data/`` in a folder named by layout, scale, seed,
     the generator's code (:func:`generator_code`) and the sizes (so neither changed code nor a changed
     ``bundled_data`` profile is ever served from an old folder); later calls (from any chapter or process) return the cached folder.
-    The MVTec layout holds every category of :data:`BUNDLED_CATEGORIES`
-    (``carpet, leather, tile, wood, metal, concrete``). The CODEBRIM layout also holds
+    The MVTec layout holds every category of :data:`BUNDLED_CATEGORIES`: the procedural
+    ``carpet, leather, tile, wood, metal, concrete`` and the photographed ``brick, grass, gravel``. The CODEBRIM layout also holds
     :data:`BUNDLED_ORIGINALS` photographs in ``original_dataset/`` at the scales whose Defect-GAN profile
     crops its extra normals from them (``full``). ``sizes`` (a ``bundled_data`` configuration, e.g. a
     dry run's, :meth:`paper_repro.context.RunContext.config`) replaces the scale's profile.
@@ -508,8 +534,8 @@ def bundled_root(layout: str, scale: str, seed: int = 42, sizes=None) -> Path:
 
 __all__ = [
     "generator_code", "damaged_files", "GENERATOR", "MARKER", "ORIGINALS_SCALE", "BUNDLED_ORIGINALS", "CODEBRIM_DEFECTS",
-    "BUNDLED_CATEGORIES", "LAYOUTS",
-    "FAMILIES", "render", "normal_image", "codebrim_defect_set", "codebrim_labels", "write_mvtec",
+    "BUNDLED_CATEGORIES", "PROCEDURAL_CATEGORIES", "PHOTOGRAPHED_CATEGORIES", "LAYOUTS",
+    "FAMILIES", "surface", "render", "normal_image", "codebrim_defect_set", "codebrim_labels", "write_mvtec",
     "write_codebrim", "write_codebrim_originals", "is_generated_set", "check_counts", "check_out",
     "synthesize", "bundled_root",
 ]
