@@ -338,3 +338,11 @@ def test_a_batch_that_does_not_split_over_the_processes_is_one_line():
         Distributed(enabled=True, rank=0, world_size=3).per_rank_batch(4)
     message = str(err.value)
     assert "\n" not in message and "batch of 4" in message and "3 processes" in message and "1, 2, 4 GPU(s)" in message
+
+
+def test_a_chapter_with_bars_off_prints_no_disk_line(tmp_path, capsys, monkeypatch):
+    # the book runs chapters with TQDM_DISABLE=1: the disk plan is a command-line line, beside the bar
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    assert main(["defect-gan", "train", "--scale", "smoke", "--iterations", "2", "--out", str(tmp_path / "r")]) == 0
+    said = capsys.readouterr()
+    assert "disk:" not in said.out + said.err

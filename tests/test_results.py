@@ -353,3 +353,100 @@ def test_a_damaged_verdict_file_is_left_out_in_one_line(content, tmp_path, monke
     assert list(found["table"]) == ["Table 1"] and list(found["paper"]) == ["DADNet"]
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 1 and "defect_gan_table1_verdicts.csv: damaged" in out[0]
+
+
+def test_the_ranking_sentence_is_written_from_the_numbers():
+    from paper_repro.results.reading import ranking_sentence
+
+    frame = pd.DataFrame({"source": ["DGM", "DGM", "SDGM", "SDGM", "GAN own", "GAN own", "GAN M_g", "GAN M_g"],
+                          "auroc": [90.0, 92.0, 88.0, 90.0, 60.0, 62.0, 70.0, 74.0]})
+    text = ranking_sentence(frame, "source", "auroc", "image AUROC",
+                            groups={"Defect-GAN": ["GAN own", "GAN M_g"], "pasted": ["DGM", "SDGM"]})
+    assert text.startswith("By image AUROC (mean of 2 runs) the rows rank DGM 91.0 ± 1.4, SDGM 89.0 ± 1.4, "
+                           "GAN M_g 72.0 ± 2.8 and GAN own 61.0 ± 1.4.")
+    assert "DGM, is 30.0 points ahead of the last, GAN own" in text
+    assert "Every Defect-GAN row is below every pasted row" in text and "by 17.0 points" in text
+    # the same numbers the other way round: the sentence follows them
+    flipped = frame.assign(auroc=200 - frame["auroc"])
+    text = ranking_sentence(flipped, "source", "auroc", "image AUROC",
+                            groups={"Defect-GAN": ["GAN own", "GAN M_g"], "pasted": ["DGM", "SDGM"]})
+    assert "rank GAN own 139.0" in text and "Every Defect-GAN row is ahead of every pasted row" in text
+    one = ranking_sentence(frame.iloc[::2], "source", "auroc", "image AUROC")
+    assert "(one run)" in one and "no gap between rows is resolved" in one
+    mixed = frame.assign(auroc=[90.0, 92.0, 60.0, 62.0, 95.0, 93.0, 70.0, 74.0])
+    assert "overlap" in ranking_sentence(mixed, "source", "auroc", "x", groups={"a": ["GAN own", "GAN M_g"],
+                                                                                   "b": ["DGM", "SDGM"]})
+
+
+def test_a_curve_is_described_as_its_numbers_move():
+    from paper_repro.results.reading import curve_trend, curves_sentence
+
+    rising_then_flat = [0.0] * 10 + [0.1 * k for k in range(1, 40)] + [4.0] * 50
+    assert curve_trend(rising_then_flat) == "rose from exactly 0 to 4 and levelled off"
+    assert curve_trend([10 - 0.1 * k for k in range(100)]).startswith("fell from 9.55 to")
+    assert curve_trend([10 - 0.1 * k for k in range(100)]).endswith("and was still falling")
+    assert curve_trend([2.0, 2.05, 1.98, 2.01] * 10) == "stayed near 2.01"
+    assert curve_trend([0.0] * 20) == "stayed near exactly 0"
+    assert curve_trend([1e-5] * 20) == "stayed near below 0.001"
+    log = pd.DataFrame({"G/rec": rising_then_flat, "G/adv": [1.0] * 99})
+    text = curves_sentence(log, {"G/rec": "L_rec", "G/adv": "the generator's term", "G/sd": "L_sd"})
+    assert text == ("In this run, L_rec rose from exactly 0 to 4 and levelled off; the generator's term stayed "
+                    "near 1; L_sd was not logged.")
+
+
+def test_the_columns_sentence_says_whether_the_columns_differ():
+    import torch
+
+    from paper_repro.results.reading import columns_sentence
+
+    normal = torch.zeros(2, 3, 8, 8)
+    same = {"Crack": normal + 0.5, "Spallation": normal + 0.5}
+    text = columns_sentence(normal, same)
+    assert text.startswith("Measured on these 2 images: a request changes the image by 25.0 % of its range")
+    assert "differ from each other by 0.0 %, 0 % of that change" in text and "painted almost alike" in text
+    apart = {"Crack": normal + 0.5, "Spallation": normal - 0.5}
+    assert "clearly told apart" in columns_sentence(normal, apart)
+
+
+def test_the_threshold_sentence_reads_the_maps():
+    import torch
+
+    from paper_repro.results.reading import threshold_sentence
+
+    masks = torch.zeros(1, 1, 10, 10)
+    masks[..., :2] = 1                                 # 20 defect pixels
+    grey = torch.full((1, 1, 10, 10), 0.1)
+    grey[..., :2] = 0.4                                # brighter on the defect, but below the cut
+    text = threshold_sentence("tile", grey, masks, f1_at=0.0, f1_max=100.0)
+    assert text.startswith("tile: the maps average 0.40 on the defect pixels and 0.10 elsewhere; 0 % of the defect "
+                           "pixels and 0.0 % of the others lie above the cut at 0.5")
+    assert "the maps stay below the cut on most defect pixels, so the cut's place" in text
+    sharp = masks.clone()
+    assert "close to the 100.0 of the best single cut" in threshold_sentence("x", sharp, masks, 100.0, 100.0)
+
+
+def test_the_paper_gap_sentence_is_written_from_both_sides():
+    from paper_repro.results.reading import Spread, paper_gap_sentence
+
+    paper = {"Baseline+DGM": 78.0, "DADNet": 98.4}
+    run = {"Baseline+DGM": Spread.of([94.0, 95.0]), "DADNet": Spread.of([96.0, 97.0])}
+    text = paper_gap_sentence("image AUROC", paper, run)
+    assert text.startswith("image AUROC: this run's rows lie between 1.9 points below and 16.5 points above the "
+                           "paper's, most for Baseline+DGM (94.5 against 78.0)")
+    assert "narrower than the gap" in text
+    noisy = {"Baseline+DGM": Spread.of([10.0, 30.0]), "DADNet": Spread.of([20.0, 30.0])}
+    text = paper_gap_sentence("pixel F1", {"Baseline+DGM": 25.4, "DADNet": 70.2}, noisy)
+    assert "lie 5.4 to 45.2 points below the paper's" in text and "the seeds, not the rows, decide their order" in text
+
+
+def test_the_landing_snapshot_counts_each_papers_verdicts():
+    from paper_repro.results.reading import snapshot_sentence, verdict_counts
+
+    frame = pd.DataFrame({"paper": ["Defect-GAN", "Defect-GAN", "DADNet"],
+                          "verdict": ["holds", "not shown at this power", "contradicted"]})
+    counts = verdict_counts(frame)
+    assert counts.loc["Defect-GAN", "holds"] == 1 and counts.loc["DADNet", "claims"] == 1
+    assert counts.loc["DADNet", "holds"] == 0
+    assert snapshot_sentence(frame) == ("In this build, of Defect-GAN's 2 claims, 1 holds and 1 not shown at this "
+                                        "power; of DADNet's 1 claim, 1 contradicted.")
+    assert "No results chapter has recorded a verdict" in snapshot_sentence(frame.iloc[0:0])

@@ -130,8 +130,8 @@ def default_jobs() -> int:
 
 def check_built_book(book_root: Path, screenshots: str | None = None) -> int:
     """Open every built page in headless Chromium, offline (:mod:`paper_repro.book.browser_check`);
-    print one line per page, save screenshots of a chapter opener, a results page and the painter's
-    figure when asked; 0 when every page is clean."""
+    print one line per page, save screenshots of a chapter opener, two results pages, the painter's
+    figure, the closing page and the landing page when asked; 0 when every page is clean."""
     from paper_repro.book.browser_check import check_pages, screenshot
 
     html = book_root / BUILD_DIR / "html"
@@ -143,7 +143,10 @@ def check_built_book(book_root: Path, screenshots: str | None = None) -> int:
     if screenshots:
         for page, name in (("book/dadnet/training_evaluation.html", "chapter_opener"),
                            ("book/dadnet/table4_ablation.html", "results_page"),
-                           ("book/defect_gan/control.html", "painter_page")):
+                           ("book/defect_gan/control.html", "painter_page"),
+                           ("book/dadnet/tables_1_3.html", "dadnet_tables_1_3"),
+                           ("book/closing.html", "closing_page"),
+                           ("book/intro.html", "landing_page")):
             if (html / page).is_file():
                 print(f"screenshot: {screenshot(html, page, Path(screenshots) / f'{name}.png', full_page=True)}")
     return 1 if bad else 0
@@ -167,8 +170,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--book", help="repository root holding _toc.yml (default: found from here)")
     parser.add_argument("--check", action="store_true",
                         help="do not build: open every built page in headless Chromium, offline, and report "
-                        "MathJax errors, raw TeX, failed requests, console errors and horizontal scrolling")
-    parser.add_argument("--screenshots", metavar="DIR", help="with --check: save three pages as PNG into DIR")
+                        "MathJax errors, raw TeX, failed requests, console errors, horizontal scrolling, tables "
+                        "wider than their column, the package's log lines in outputs, floats with more digits than "
+                        "meant and figures without a caption")
+    parser.add_argument("--screenshots", metavar="DIR", help="with --check: save six pages as PNG into DIR")
     parser.set_defaults(func=_command)
 
 

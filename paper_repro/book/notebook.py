@@ -15,13 +15,17 @@ from __future__ import annotations
 
 import html
 import inspect
+import re
+import warnings
 from pathlib import Path
 from typing import Any
 
 import matplotlib
 import matplotlib.pyplot as plt
 import torch
-from IPython.display import Code
+from IPython import get_ipython
+from IPython.display import Code, display
+from markdown_it import MarkdownIt
 
 from paper_repro.context import RunContext
 from paper_repro.runs.devices import seed_everything
@@ -40,8 +44,29 @@ def chapter_setup(scale: str | None = None, device: str = "cpu", data_root: str 
                             sd_model=sd_model, precision=precision, dry_run=dry_run)
     seed_everything(ctx.seed)
     _plot_style()
+    _warnings_as_admonitions()
     print(ctx.banner())
     return ctx
+
+
+def warning_admonition(message: str, category: str = "Warning") -> dict[str, str]:
+    """A warning as the page shows it: a wrapped admonition box (HTML), and one line as plain text."""
+    body = html.escape(" ".join(str(message).split()))
+    return {"text/html": f'<div class="admonition warning"><p class="admonition-title">{html.escape(category)}</p>'
+                         f"<p>{body}</p></div>",
+            "text/plain": f"{category}: {' '.join(str(message).split())}"}
+
+
+def _warnings_as_admonitions() -> None:
+    """In a chapter's kernel, show each Python warning as an admonition instead of a raw stderr line that
+    runs off the right edge of the page (outside IPython, warnings are left as they are)."""
+    if get_ipython() is None:
+        return
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        display(warning_admonition(str(message), category.__name__), raw=True)
+
+    warnings.showwarning = show
 
 
 def _plot_style() -> None:
@@ -98,6 +123,51 @@ def _package_path(obj: Any) -> str:
         return file.relative_to(top).as_posix()
     except ValueError:
         return file.name
+
+
+class Folded:
+    """Something displayed folded behind a one-line summary (``<details>``): long reference material (a
+    model card, every hyper-parameter of every scale) that a reader opens when wanted, not before the
+    results. Its plain-text form is the content's, so nbval compares the content, never the markup."""
+
+    def __init__(self, content: Any, summary: str, open_: bool = False):
+        self.content, self.summary, self.open = content, summary, open_
+
+    def _repr_html_(self) -> str:
+        inner = self.content._repr_html_() if hasattr(self.content, "_repr_html_") else \
+            f"<pre>{html.escape(str(self.content))}</pre>"
+        return (f"<details{' open' if self.open else ''}><summary>{html.escape(self.summary)}</summary>"
+                f"{inner}</details>")
+
+    def __repr__(self) -> str:
+        return self.content.to_string() if hasattr(self.content, "to_string") else str(self.content)
+
+
+def folded(content: Any, summary: str) -> Folded:
+    """``content`` (anything with an HTML form, or text) folded behind ``summary``."""
+    return Folded(content, summary)
+
+
+class MarkdownText:
+    """A Markdown document (a model card) as HTML inside the page: its headings set three levels down, so
+    a document's ``#`` title is a small heading of the chapter, not a page title; tables rendered."""
+
+    def __init__(self, text: str, shift: int = 3):
+        self.text, self.shift = text, shift
+
+    def _repr_html_(self) -> str:
+        body = MarkdownIt("commonmark").enable("table").render(self.text)
+        body = re.sub(r"<(/?)h([1-6])>", lambda m: f"<{m.group(1)}h{min(6, int(m.group(2)) + self.shift)}>", body)
+        return f'<div class="markdown-document">{body}</div>'
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def show_markdown_file(path: str | Path, summary: str | None = None) -> Folded:
+    """A Markdown file (a model card) rendered into the page and folded behind ``summary``."""
+    path = Path(path)
+    return Folded(MarkdownText(path.read_text(encoding="utf-8")), summary or f"{path.name} (click to open)")
 
 
 def to_numpy_image(image: torch.Tensor, value_range: tuple[float, float] = (0.0, 1.0)):

@@ -20,11 +20,14 @@ errors of its line says so: a rebuild on another machine could decide it the oth
 """
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
+import torch
 from scipy import stats
 from scipy.stats import kendalltau
 
@@ -120,7 +123,10 @@ def verdicts_view(frame: pd.DataFrame, caption: str | None = None):
     if "verdict" in frame:
         styler = styler.map(lambda v: f"background-color: {VERDICT_COLOURS.get(v, 'transparent')}; font-weight: bold",
                             subset=["verdict"])
-    return styler.set_properties(**{"text-align": "left", "white-space": "normal"})
+    styler = styler.set_properties(**{"text-align": "left", "white-space": "normal", "min-width": "5em"})
+    prose = [c for c in ("claim", "this run", "deciding number") if c in frame]
+    # long sentences get room to read (the table scrolls inside the column rather than squeezing them)
+    return styler.set_properties(subset=prose, **{"min-width": "18em"}) if prose else styler
 
 
 VERDICTS_FOLDER = "verdicts"   # under cache_dir()/<this>/<scale>/: every results table's last verdicts
@@ -383,6 +389,219 @@ def compare_ordering(table: pd.DataFrame, label: str | list[str], lower_is_bette
     ])
 
 
+def _join(names: Sequence[str]) -> str:
+    names = list(names)
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def ranking_sentence(frame: pd.DataFrame, by: str, value: str, label: str, higher_is_better: bool = True,
+                     groups: Mapping[str, Sequence[str]] | None = None, unit: str = " points",
+                     digits: int = 1) -> str:
+    """What a table of rows measured over runs shows, written from its numbers: the rows ranked by the mean
+    of ``value`` (with the spread over runs), the gap from the best to the worst against that spread, and,
+    for two named ``groups`` of rows, whether every row of one lies below every row of the other.
+
+    ``frame`` has one row per (``by``, run). With one run a row has no spread, and the sentence says that
+    no gap is resolved."""
+    if frame.empty or value not in frame:
+        return f"No {label} to read: the table is empty."
+    grouped = frame.groupby(by, sort=False)[value]
+    means, sds, counts = grouped.mean(), grouped.std(), grouped.count()
+    order = means.sort_values(ascending=not higher_is_better)
+    runs = int(counts.min())
+
+    def shown(name) -> str:
+        spread = f" ± {sds[name]:.{digits}f}" if runs > 1 else ""
+        return f"{name} {means[name]:.{digits}f}{spread}"
+
+    mean_of = f"mean of {runs} runs" if runs > 1 else "one run"
+    parts = [f"By {label} ({mean_of}) the rows rank {_join([shown(n) for n in order.index])}."]
+    best, worst = order.index[0], order.index[-1]
+    gap = abs(means[best] - means[worst])
+    if len(order) > 1:
+        if runs > 1 and sds.max() > 0:
+            parts.append(f"The best, {best}, is {gap:.{digits}f}{unit} ahead of the last, {worst}: "
+                         f"{gap / sds.max():.1f} times the largest spread over runs ({sds.max():.{digits}f}).")
+        else:
+            parts.append(f"The best, {best}, is {gap:.{digits}f}{unit} ahead of the last, {worst}; with "
+                         f"{'one run' if runs < 2 else 'no spread'} no gap between rows is resolved.")
+    if groups and len(groups) == 2:
+        (name_a, rows_a), (name_b, rows_b) = [(n, [r for r in rows if r in means]) for n, rows in groups.items()]
+        if rows_a and rows_b:
+            sign = 1 if higher_is_better else -1
+            low_a, high_a = min(sign * means[r] for r in rows_a), max(sign * means[r] for r in rows_a)
+            low_b, high_b = min(sign * means[r] for r in rows_b), max(sign * means[r] for r in rows_b)
+            better = "higher" if higher_is_better else "lower"
+            if high_a < low_b:
+                parts.append(f"Every {name_a} row is below every {name_b} row: the best of them trails the "
+                             f"worst {name_b} row by {low_b - high_a:.{digits}f}{unit} ({better} is better).")
+            elif high_b < low_a:
+                parts.append(f"Every {name_a} row is ahead of every {name_b} row, by at least "
+                             f"{low_a - high_b:.{digits}f}{unit} ({better} is better).")
+            else:
+                parts.append(f"The {name_a} and {name_b} rows overlap: neither group is ahead of the other "
+                             f"on every row.")
+    return " ".join(parts)
+
+
+def value_text(value: float) -> str:
+    """A logged value in prose: ``0`` for exactly 0, "below 0.001" for a tiny one, else 3 digits."""
+    if value == 0:
+        return "exactly 0"
+    if abs(value) < 1e-3:
+        return f"{'-' if value < 0 else ''}below 0.001"
+    return f"{value:.3g}" if abs(value) < 1e4 else f"{value:,.0f}"
+
+
+def curve_trend(values: Sequence[float], flat: float = 0.1, settled: float = 0.05) -> str:
+    """How one logged curve moved, in words, from its numbers: where it started (mean of the first tenth),
+    where it ended (mean of the last quarter), and whether the last quarter still moves.
+
+    "stayed near X" when start and end differ by less than ``flat`` of the larger of the two (in size);
+    otherwise "rose" or "fell from X to Y", and "and levelled off" when the least-squares change over
+    the last quarter is below ``settled`` of the end level, else "and was still rising / falling"."""
+
+    values = np.asarray([float(v) for v in values if v == v], dtype=float)
+    if len(values) < 4:
+        return f"logged {len(values)} value{'s' if len(values) != 1 else ''}, too few to describe"
+    head = values[:max(1, len(values) // 10)].mean()
+    tail_values = values[-max(2, len(values) // 4):]
+    tail = tail_values.mean()
+    size = max(abs(head), abs(tail))
+    if size == 0 or abs(tail - head) < flat * size:
+        return f"stayed near {value_text(tail)}"
+    direction = "rose" if tail > head else "fell"
+    slope = np.polyfit(np.arange(len(tail_values)), tail_values, 1)[0] * (len(tail_values) - 1)
+    moving = abs(slope) >= settled * max(abs(tail), 1e-12)
+    still = ("still rising" if slope > 0 else "still falling") if moving else "levelled off"
+    return f"{direction} from {value_text(head)} to {value_text(tail)} and {'was ' if moving else ''}{still}"
+
+
+def curves_sentence(log: pd.DataFrame, columns: Mapping[str, str]) -> str:
+    """One sentence per logged column (``columns``: column -> what to call it), each from
+    :func:`curve_trend` of that column; a column the log lacks is named as absent."""
+    parts = []
+    for column, label in columns.items():
+        if column not in log or log[column].dropna().empty:
+            parts.append(f"{label} was not logged")
+        else:
+            parts.append(f"{label} {curve_trend(log[column].dropna().tolist())}")
+    return "In this run, " + "; ".join(parts) + "."
+
+
+#: Below this share of their own change, two classes' outputs are "painted almost alike"; above
+#: :data:`APART`, "clearly told apart" (a description of a figure, not a verdict).
+ALIKE, APART = 0.2, 0.5
+
+
+def columns_sentence(normal, outputs: Mapping[str, object], value_range: float = 2.0) -> str:
+    """What a figure of one normal image per row and one requested class per column shows, from its
+    pixels: how much each request changes the image (mean absolute difference from the normal, in
+    percent of the value range), and how much two requests' outputs differ from each other, as a share
+    of that change: whether the columns paint different things at all.
+
+    ``normal`` is (N, C, H, W); ``outputs`` maps a column title to the (N, C, H, W) outputs for it."""
+
+
+    normal = torch.as_tensor(normal).float()
+    outs = {k: torch.as_tensor(v).float() for k, v in outputs.items()}
+    change = {k: 100 * (v - normal).abs().mean().item() / value_range for k, v in outs.items()}
+    pairs = list(itertools.combinations(outs, 2))
+    between = (sum(100 * (outs[a] - outs[b]).abs().mean().item() / value_range for a, b in pairs) / len(pairs)
+               if pairs else 0.0)
+    mean_change = sum(change.values()) / len(change)
+    low, high = min(change, key=change.get), max(change, key=change.get)
+    text = (f"Measured on these {normal.shape[0]} images: a request changes the image by {mean_change:.1f} % of "
+            f"its range on average ({low} least, {change[low]:.1f} %; {high} most, {change[high]:.1f} %)")
+    if not pairs or mean_change == 0:
+        return text + "."
+    share = between / mean_change
+    kind = ("painted almost alike: the columns do not show different defects" if share < ALIKE else
+            "clearly told apart" if share > APART else "partly told apart")
+    return (text + f"; two different requests' outputs differ from each other by {between:.1f} %, "
+            f"{100 * share:.0f} % of that change: the classes are {kind}.")
+
+
+def threshold_sentence(name: str, pred, masks, f1_at: float, f1_max: float, threshold: float = 0.5) -> str:
+    """Why a pixel F1 at a fixed cut is what it is, from the maps: the mean predicted value on the defect
+    pixels and on the others, the share of defect pixels above ``threshold`` and of the others above it,
+    beside the F1 at the cut (``f1_at``) and the best F1 any single cut reaches (``f1_max``), in percent."""
+
+    pred = torch.as_tensor(pred).float().flatten()
+    masks = torch.as_tensor(masks).float().flatten() > 0.5
+    if masks.sum() == 0:
+        return f"{name}: no defect pixels in the test set, so no pixel F1."
+    inside, outside = pred[masks], pred[~masks]
+    hit = 100 * (inside > threshold).float().mean().item()
+    false = 100 * (outside > threshold).float().mean().item() if len(outside) else 0.0
+    text = (f"{name}: the maps average {inside.mean().item():.2f} on the defect pixels and "
+            f"{outside.mean().item():.2f} elsewhere; {hit:.0f} % of the defect pixels and {false:.1f} % of the others "
+            f"lie above the cut at {threshold:g}, so the F1 at that cut is {f1_at:.1f}")
+    if f1_max > f1_at + 5:
+        reason = ("the maps stay below the cut on most defect pixels" if hit < 50 else
+                  "the cut also marks many normal pixels")
+        return (text + f", against {f1_max:.1f} at the best single cut: {reason}, so the cut's place, not only "
+                "how the maps rank the pixels, keeps the F1 low.")
+    return text + f", close to the {f1_max:.1f} of the best single cut."
+
+
+def paper_gap_sentence(label: str, paper: Mapping[str, float], run: Mapping[str, "Spread"],
+                       unit: str = " points", digits: int = 1) -> str:
+    """How this run's rows stand against the paper's, from the numbers: the range of this run minus the
+    paper over the rows both have (naming the largest), and whether the spread over seeds is as wide as
+    the gaps between this run's rows (then the rows are not told apart at this power)."""
+    names = [n for n in paper if n in run]
+    if not names:
+        return f"{label}: no row both the paper and this run have."
+    gaps = {n: run[n].mean - paper[n] for n in names}
+    widest = max(names, key=lambda n: abs(gaps[n]))
+    low, high = min(gaps.values()), max(gaps.values())
+    if low > 0 or high < 0:
+        near, far = sorted((abs(low), abs(high)))
+        where = f"{near:.{digits}f} to {far:.{digits}f}{unit} {'above' if low > 0 else 'below'} the paper's"
+    else:
+        where = f"between {abs(low):.{digits}f}{unit} below and {high:.{digits}f}{unit} above the paper's"
+    text = (f"{label}: this run's rows lie {where}, most for {widest} "
+            f"({run[widest].mean:.{digits}f} against {paper[widest]:.{digits}f})")
+    means = [run[n].mean for n in names]
+    spread = max(run[n].sd for n in names)
+    between = max(means) - min(means)
+    if len(names) > 1 and run[names[0]].n > 1:
+        if spread >= between:
+            text += (f"; the spread over seeds reaches {spread:.{digits}f}{unit}, as wide as the whole gap between "
+                     f"this run's rows ({between:.{digits}f}), so the seeds, not the rows, decide their order")
+        else:
+            text += (f"; the largest spread over seeds, {spread:.{digits}f}{unit}, is narrower than the gap between "
+                     f"this run's best and worst rows ({between:.{digits}f})")
+    return text + "."
+
+
+#: The verdict tables the results chapters record, in reading order (the closing chapter and the landing
+#: page read them).
+RESULTS_TABLES = ("defect_gan_table1_verdicts", "defect_gan_table2_verdicts", "defect_gan_table3_verdicts",
+                  "dadnet_tables_1_3_verdicts", "dadnet_table4_verdicts")
+
+
+def verdict_counts(frame: pd.DataFrame) -> pd.DataFrame:
+    """How many claims of each paper got each verdict (a row per paper, a column per verdict, a total)."""
+    counts = pd.crosstab(frame["paper"], frame["verdict"]).reindex(columns=list(VERDICTS), fill_value=0)
+    counts["claims"] = counts.sum(axis=1)
+    return counts.rename_axis(index="paper", columns=None)
+
+
+def snapshot_sentence(frame: pd.DataFrame) -> str:
+    """The landing page's one paragraph of what this build found, from the recorded verdicts."""
+    if frame.empty:
+        return ("No results chapter has recorded a verdict at this scale yet (at `smoke` each table runs one "
+                "seed, and a verdict needs a spread over seeds): build the book at `demo` to see what it finds.")
+    parts = []
+    for paper, rows in frame.groupby("paper", sort=False):
+        counts = rows["verdict"].value_counts()
+        said = [f"{int(counts[v])} {v}" for v in VERDICTS if counts.get(v, 0)]
+        parts.append(f"of {paper}'s {len(rows)} claim{'s' if len(rows) != 1 else ''}, {_join(said)}")
+    return "In this build, " + "; ".join(parts) + "."
+
+
 def with_holm(frame: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
     """A verdict table with Holm's correction over the family of every claim that has a p-value: the
     columns ``Holm p`` and ``holds after Holm`` (a raw *holds* whose adjusted p is still below ``alpha``)."""
@@ -432,4 +651,4 @@ def family_summary(frame: pd.DataFrame, alpha: float = ALPHA) -> str:
 __all__ = ["HOLDS", "CONTRADICTED", "NOT_SHOWN", "UNDECIDED", "NOT_TESTABLE", "VERDICTS", "NEAR_LINE", "TAU_ALPHA",
            "Spread", "spreads", "Verdict", "Effect",
            "verdict_frame", "VERDICT_COLOURS", "verdicts_view", "VERDICTS_FOLDER", "record_verdicts", "recorded_verdicts", "plateaued", "improvement",
-           "best_of", "ordering", "compare_ordering", "with_holm", "family_summary"]
+           "best_of", "ordering", "compare_ordering", "ranking_sentence", "value_text", "curve_trend", "curves_sentence", "ALIKE", "APART", "columns_sentence", "threshold_sentence", "paper_gap_sentence", "RESULTS_TABLES", "verdict_counts", "snapshot_sentence", "with_holm", "family_summary"]

@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 from typing import Any, Iterable
 
+import numpy as np
 import pandas as pd
 
 
@@ -146,13 +147,58 @@ def results_view(table: pd.DataFrame, precision: int = 1, caption: str | None = 
     if "source" in shown and shown["source"].nunique(dropna=False) == 1:
         parts.append(f"paper: {shown['source'].iloc[0]}")
         shown = shown.drop(columns="source")
-    if table.attrs.get("run_info"):
-        parts.append(table.attrs["run_info"])
+    if table.attrs.get("run_info") and not any(table.attrs["run_info"] in part for part in parts):
+        parts.append(table.attrs["run_info"])   # once: a caller's caption may already name the run
     numeric = shown.select_dtypes("number").columns
     styler = shown.style if index else shown.style.hide(axis="index")
     styler = styler.format(precision=precision, na_rep=MISSING, subset=list(numeric))
     styler = styler.format(na_rep=MISSING, subset=[c for c in shown.columns if c not in numeric])
+    styler = styler.set_table_styles(TABLE_STYLES, overwrite=False)
     return styler.set_caption(". ".join(parts)) if parts else styler
+
+
+#: Every results table on a page: cells apart (no "96.789.8"), headers that wrap, and a table wider than
+#: the text column scrolls inside it instead of being cut off at the right.
+TABLE_STYLES = [  # each selector is prefixed with the table's id by pandas: one selector an entry
+    {"selector": "", "props": "display: block; max-width: 100%; overflow-x: auto; border-collapse: collapse"},
+    {"selector": "th", "props": "padding: 0.2em 0.65em"},
+    {"selector": "td", "props": "padding: 0.2em 0.65em"},
+    {"selector": "caption", "props": "caption-side: top; text-align: left; font-size: 0.9em; padding-bottom: 0.3em"},
+]
+
+
+def number_text(value: Any, digits: int = 4) -> str:
+    """A number as a reader reads it in a mixed table (a hyper-parameter, a count): an integer-valued float
+    as an integer (``3000``, never ``3000.0``), any other float to ``digits`` significant digits without
+    an exponent (``0.0001``, never ``1e-04`` or ``0.000100``) down to 1e-4 and in short exponent form below
+    it (``1e-6``, never ``0.000001``), a tuple item by item; anything else as is."""
+
+    if isinstance(value, (bool, np.bool_)) or value is None:
+        return str(value)
+    if isinstance(value, (tuple, list)):
+        return "(" + ", ".join(number_text(v, digits) for v in value) + ")"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        if value != value:
+            return MISSING
+        if float(value).is_integer() and abs(value) < 1e15:
+            return str(int(value))
+        if abs(value) < 1e-4:   # a small rate: 1e-6, not 0.000001 or 1e-06
+            mantissa, exponent = f"{float(value):.{digits - 1}e}".split("e")
+            mantissa = mantissa.rstrip("0").rstrip(".")
+            return f"{mantissa}e{int(exponent)}"
+        return np.format_float_positional(float(value), precision=digits, unique=False, fractional=False,
+                                          trim="-")
+    return str(value)
+
+
+def mixed_view(table: pd.DataFrame, caption: str | None = None, index: bool = True):
+    """A table of mixed cells (hyper-parameters per scale): every cell by :func:`number_text`, the index
+    kept (the row names), the results tables' spacing, ``caption`` above."""
+    styler = table.style.format(number_text).set_table_styles(TABLE_STYLES, overwrite=False)
+    styler = styler if index else styler.hide(axis="index")
+    return styler.set_caption(caption) if caption else styler
 
 
 def show_table(table: pd.DataFrame, name: str, results_dir: str | Path | None = None, precision: int = 1):
@@ -163,4 +209,4 @@ def show_table(table: pd.DataFrame, name: str, results_dir: str | Path | None = 
 
 
 __all__ = ["PROVENANCE_PACKAGES", "provenance", "RunInfo", "NOT_IN_PAPER", "side_by_side", "to_markdown",
-           "save_table", "MISSING", "results_view", "show_table"]
+           "save_table", "MISSING", "TABLE_STYLES", "number_text", "mixed_view", "results_view", "show_table"]

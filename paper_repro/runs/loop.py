@@ -36,7 +36,7 @@ from paper_repro.runs.checkpoints import (DiskFull, checkpoint_path, checkpoints
                                          prune_checkpoints, remove_stale_temporaries, save_checkpoint)
 from paper_repro.runs.devices import Distributed
 from paper_repro.runs.folders import CSVLog, config_differences, read_run_config, run_lock, write_run_config
-from paper_repro.runs.progress import tqdm
+from paper_repro.runs.progress import bars_off, tqdm
 
 try:  # TensorBoard is the optional `tensorboard` extra
     from torch.utils.tensorboard import SummaryWriter
@@ -235,7 +235,8 @@ def fit(run_dir: str | Path, state: TrainState, step: Callable[[int], Mapping[st
             with room_to_write(run_dir):
                 write_run_config(run_dir, config, **run_info)
                 logger = RunLogger(run_dir, done if last is not None else None, tensorboard)
-            if progress and done < end:
+            if progress and done < end and not bars_off():
+                # a line for the command line, beside the bar; a chapter (bars off) shows no log line
                 tqdm.write(disk_plan(run_dir, state, total, checkpoint_every, keep_last, milestone_every))
         bar = tqdm(range(done, end), initial=done, total=end, desc=desc,
                    disable=not (progress and dist.is_main), mininterval=2)
