@@ -167,3 +167,19 @@ def test_bad_input_is_one_line_and_leaves_the_run(case, tiny, run, bad_folder, t
 
     assert_one_line_error(rc, lines, *words)
     assert digest(run) == before and not (run / "thresholds.json").exists()
+
+
+def test_an_f1_optimal_cut_that_flags_every_image_says_so():
+    """With many more defective than normal images F1 can prefer flagging everything; the line says so."""
+    import torch
+
+    from paper_repro.dadnet.calibrate import describe_rule, f1_optimal, flags_everything
+
+    # 2 normal images scoring among 8 defective ones: any cut that spares a normal image misses defects
+    scores = torch.tensor([0.30, 0.50, 0.20, 0.25, 0.35, 0.40, 0.45, 0.55, 0.60, 0.65])
+    truth = torch.tensor([0, 0, 1, 1, 1, 1, 1, 1, 1, 1])
+    entry = f1_optimal(scores, truth)
+    assert entry["threshold"] <= scores.min().item() and entry["recall"] == 1 and entry["precision"] == pytest.approx(0.8)
+    assert flags_everything(entry) and "flags every one of them" in describe_rule(entry, "images")
+    separable = f1_optimal(torch.tensor([0.1, 0.2, 0.6, 0.7]), torch.tensor([0, 0, 1, 1]))
+    assert not flags_everything(separable) and "flags every" not in describe_rule(separable, "images")

@@ -119,11 +119,23 @@ def read_thresholds(run_dir: str | Path) -> dict | None:
     return record
 
 
+def flags_everything(entry: dict) -> bool:
+    """Does an F1-optimal threshold flag every image (or pixel) it was chosen on? Then its recall is 1 and
+    its precision the share of defective ones."""
+    share = entry["n_defective"] / max(entry["n_defective"] + entry["n_normal"], 1)
+    return entry["recall"] == 1 and abs(entry["precision"] - share) < 1e-9
+
+
 def describe_rule(entry: dict, unit: str) -> str:
     """How one stored threshold was chosen, in words with its numbers."""
     if entry["rule"] == "f1_optimal":
-        return (f"F1-optimal over {entry['n_normal']} normal and {entry['n_defective']} defective {unit} "
+        text = (f"F1-optimal over {entry['n_normal']} normal and {entry['n_defective']} defective {unit} "
                 f"(F1 {entry['f1']:.3f}, precision {entry['precision']:.3f}, recall {entry['recall']:.3f})")
+        if flags_everything(entry):
+            text += (f"; this cut flags every one of them: no cut has a better F1 on these {unit}, so F1 prefers "
+                     "flagging all to missing any; --good alone with --false-alarm-rate sets the cut by the false "
+                     "alarms you accept")
+        return text
     rate, count = entry["false_alarm_rate"], entry["n_normal"]
     few = (f", too few to resolve that rate: {math.ceil(1 / rate)} or more would" if count * rate < 1 else "")
     return (f"a {rate:.2%} false-alarm rate on {count} normal {unit} "
@@ -149,5 +161,5 @@ def default_description(run_dir: str | Path) -> str:
 
 
 __all__ = ["THRESHOLDS_FILE", "DEFAULT_THRESHOLD", "DEFAULT_FALSE_ALARM_RATE", "RULES", "f1_optimal",
-           "false_alarm_quantile", "calibrate", "read_thresholds", "describe_rule", "describe",
+           "false_alarm_quantile", "calibrate", "read_thresholds", "flags_everything", "describe_rule", "describe",
            "default_description"]

@@ -93,7 +93,16 @@ class Exported:
                 f"  {INPUT_NAME} uint8 (B, 3, {s}, {s}) RGB -> {OUTPUT_NAMES[0]} (B, 1, {s}, {s}), "
                 f"{OUTPUT_NAMES[1]} (B,) (max of the {self.kernel}x{self.kernel} mean of the map)\n"
                 f"  parity with the eager model on {CHECK_BATCH} check images: max |difference| map "
-                f"{self.map_difference:.1e}, score {self.score_difference:.1e} (accepted: {PARITY_ATOL:g})")
+                f"{difference_text(self.map_difference)}, score {difference_text(self.score_difference)} "
+                f"(accepted: {difference_text(PARITY_ATOL)})")
+
+
+def difference_text(value: float) -> str:
+    """A small difference as ``6.0e-8`` (one decimal, the exponent as it is read: no ``e-08``)."""
+    if value == 0:
+        return "0"
+    mantissa, exponent = f"{value:.1e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
 
 
 def require_onnx() -> None:
@@ -183,7 +192,7 @@ def export_detector(detector: Detector, fmt: str, out: str | Path,
         differences[:] = [float((g - w).abs().max()) for g, w in zip(got, want)]
         if max(differences) > PARITY_ATOL:
             raise UserError(f"{out}: not written: the exported {fmt} model differs from the eager one by "
-                            f"{max(differences):.2e} (more than {PARITY_ATOL:g})")
+                            f"{difference_text(max(differences))} (more than {difference_text(PARITY_ATOL)})")
 
     path = atomic_write(out, write)
     return path, differences[0], differences[1]
@@ -204,5 +213,5 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path) -> Exported:
 
 
 __all__ = ["FORMATS", "INPUT_NAME", "OUTPUT_NAMES", "OPSET", "PARITY_ATOL", "INSTALL_HINT", "Detector",
-           "Exported", "require_onnx", "check_batch", "write_onnx", "write_torchscript", "run_onnx",
+           "Exported", "difference_text", "require_onnx", "check_batch", "write_onnx", "write_torchscript", "run_onnx",
            "run_torchscript", "run_exported", "export_detector", "export_run"]
