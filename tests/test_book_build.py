@@ -1,4 +1,5 @@
 """Build tiny books with the project's own _config.yml: math is typeset offline, errors fail the build."""
+import os
 import re
 import shutil
 import subprocess
@@ -107,8 +108,10 @@ def test_book_executes_stale_chapters_in_parallel_after_what_they_read(tmp_path,
     root = _two_lane_book(tmp_path)
     monkeypatch.setattr(runner.os, "cpu_count", lambda: 2)
     lines: list[str] = []
+    here = os.getcwd()
     results = build.execute_stale(root, "smoke", jobs=2, log=lines.append)
     assert [r.error for r in results] == [None, None, None], lines
+    assert os.getcwd() == here  # chapters run in their folders; this process never leaves its own
     order = [line.split()[1] for line in lines if line.strip().startswith("executed ")]
     assert order.index("second") > order.index("first")  # `after` waited for the file it reads
     assert any("2 at a time, 1 thread(s) each" in line for line in lines)

@@ -114,8 +114,10 @@ def execute(book_root: Path, chapter: Path, parameters: dict[str, Any], output: 
     try:
         executed = papermill.execute_notebook(
             str(book_root / chapter), str(output) if output is not None else None, parameters=parameters,
-            cwd=str((book_root / chapter).parent), progress_bar=False, log_output=False,
-            execution_timeout=timeout)
+            # the kernel starts in the chapter's folder; papermill's own `cwd=` would chdir this process,
+            # which chapters executed side by side in threads would leave in one of their folders
+            resources={"metadata": {"path": str((book_root / chapter).parent)}},
+            progress_bar=False, log_output=False, execution_timeout=timeout)
     except Exception as err:  # papermill raises PapermillExecutionError; anything else is a failure too
         return None, time.perf_counter() - started, failure_message(chapter, output, err)
     return executed, time.perf_counter() - started, None
