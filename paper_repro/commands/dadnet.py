@@ -137,8 +137,9 @@ def rate_value(text: str) -> float:
 def _train(args: argparse.Namespace) -> int:
     from paper_repro.config import sd_model_for
     from paper_repro.context import RunContext
-    from paper_repro.dadnet.trainer import pseudo_anomalies, train
-    from paper_repro.data.image_folder import FOLDER_LAYOUT, plain_folder
+    from paper_repro.dadnet.trainer import pseudo_anomalies, pseudo_anomalies_of, train
+    from paper_repro.data.image_folder import FOLDER_LAYOUT, normal_images, plain_folder
+    from paper_repro.data.mvtec import MIN_TRAIN_IMAGES
     from paper_repro.runs.devices import launch_environment
     from paper_repro.runs.folders import run_lock
 
@@ -166,26 +167,12 @@ def _train(args: argparse.Namespace) -> int:
             root = folder.resolve()
             category = args.category or root.name
             data = {"data": f"{FOLDER_LAYOUT}:{root}", "data_root": str(root), "data_layout": FOLDER_LAYOUT}
-            dataset = _folder_pseudo_anomalies(cfg, root, category, args.pseudo, sd_model, args.device)
+            normals = normal_images(root, cfg.image_size, cfg.train_limit, min_images=MIN_TRAIN_IMAGES)
+            dataset = pseudo_anomalies_of(cfg, normals, category, args.pseudo, args.sd_model, args.device)
         train(cfg, out, dataset, dram=not args.no_dram, device=args.device, resume=args.resume,
               run_info={"category": category, **data, "sd_model": sd_model, "scale": args.scale})
     print(f"trained {category} ({args.pseudo}, DRAM {'off' if args.no_dram else 'on'}) -> {args.out}")
     return 0
-
-
-def _folder_pseudo_anomalies(cfg, folder: Path, name: str, pseudo: str, sd_model: str | None, device: str):
-    """The training inputs made from a plain folder of normal images, as
-    :func:`paper_repro.dadnet.trainer.pseudo_anomalies` makes them from MVTec's ``train/good``."""
-    from paper_repro.dadnet.pseudo import PseudoAnomalies, sdgm_bank
-    from paper_repro.data.image_folder import normal_images
-    from paper_repro.data.mvtec import MIN_TRAIN_IMAGES
-
-    normals = normal_images(folder, cfg.image_size, cfg.train_limit, min_images=MIN_TRAIN_IMAGES)
-    if pseudo == "dgm":
-        return PseudoAnomalies(normals, seed=cfg.seed)
-    bank = sdgm_bank(normals, name, model=sd_model, variants=cfg.sdgm_variants, n_prompts=cfg.prompts_per_category,
-                     steps=cfg.sd_steps, strength=cfg.sd_strength, seed=cfg.seed, device=device)
-    return PseudoAnomalies(normals, seed=cfg.seed, bank=bank, source=f"sdgm:{sd_model}")
 
 
 def _eval(args: argparse.Namespace) -> int:

@@ -71,11 +71,18 @@ def train_step(cfg, recon, disc, opts, scalers, image, anomalous, mask, precisio
 
 def pseudo_anomalies(cfg, root: Path, category: str, pseudo: str, sd_model: str | None = None,
                      device: str | torch.device = "cpu", progress: bool = True) -> PseudoAnomalies:
-    """The training inputs of ``category``: DGM's, or SDGM's made with the checkpoint
-    :func:`sd_model_for` names (``cfg.sdgm_variants`` images per normal image)."""
+    """The training inputs of ``category`` of the MVTec-layout set at ``root``
+    (:func:`pseudo_anomalies_of` its ``train/good`` images)."""
+    normals = load_normals(root, category, cfg.image_size, cfg.train_limit)
+    return pseudo_anomalies_of(cfg, normals, category, pseudo, sd_model, device, progress)
+
+
+def pseudo_anomalies_of(cfg, normals: torch.Tensor, category: str, pseudo: str, sd_model: str | None = None,
+                        device: str | torch.device = "cpu", progress: bool = True) -> PseudoAnomalies:
+    """The training inputs made from ``normals``: DGM's, or SDGM's made with the checkpoint
+    :func:`sd_model_for` names (``cfg.sdgm_variants`` images per normal image; ``category`` picks the prompts)."""
     if pseudo not in PSEUDO_SOURCES:
         raise UserError(f"unknown pseudo-anomaly source {pseudo!r}: expected one of {', '.join(PSEUDO_SOURCES)}")
-    normals = load_normals(root, category, cfg.image_size, cfg.train_limit)
     if pseudo == "dgm":
         return PseudoAnomalies(normals, seed=cfg.seed)
     model = sd_model_for(cfg, sd_model)
@@ -196,5 +203,5 @@ def trained_run(cfg, source: DataSource, category: str, *, pseudo: str = "dgm", 
 
 
 __all__ = ["PSEUDO_SOURCES", "build_model", "reconstruction_at_inference", "train_step",
-           "pseudo_anomalies", "train", "pseudo_anomaly_grid", "config_from_run", "load_model",
+           "pseudo_anomalies", "pseudo_anomalies_of", "train", "pseudo_anomaly_grid", "config_from_run", "load_model",
            "trained_run"]
