@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from paper_repro.book.chapters import chapter_code, chapter_name, needs_of, notebook_digest, read_notebook
+from paper_repro.book.chapters import (chapter_code, chapter_name, list_chapters, needs_of, notebook_digest,
+                                      read_notebook)
 from paper_repro.book.schedule import expected_seconds, planned_order, record_seconds, simulated_finish
 from paper_repro.environment import DRY_RUN_ENV, PRECISION_ENV, SCALE_ENV, SD_MODEL_ENV, exported_variables
 from paper_repro.errors import UserError
@@ -363,8 +364,6 @@ def run_chapters(book_root: Path, chapters: list[Path], store: Store, *, scale: 
 
 def check_after(book_root: Path, chapters: list[Path]) -> None:
     """Every chapter named in a ``paper_repro.after`` must be a chapter of the book."""
-    from paper_repro.book.chapters import list_chapters
-
     names = {chapter_name(c) for c in list_chapters(book_root)}
     unknown = {n for c in chapters for n in needs_of(read_notebook(book_root / c))} - names
     if unknown:

@@ -283,7 +283,7 @@ def write_codebrim(out: Path, size: int = 128, n_train: int = 720, n_test: int =
             records[kind].append((name, labels))
     (out / "metadata").mkdir(parents=True, exist_ok=True)
     for kind, recs in records.items():
-        _write_codebrim_xml(out / "metadata" / f"{kind}.xml", recs)
+        write_codebrim_xml(out / "metadata" / f"{kind}.xml", recs)
     _write_info(out, layout="codebrim", size=size, n_train=n_train, n_val=n_val, n_test=n_test,
                 seed=seed, n_extra=n_extra, n_originals=n_originals)
     return out
@@ -353,7 +353,7 @@ def write_codebrim_originals(out: Path, n: int = 4, height: int = 1152, seed: in
     return root
 
 
-def _write_codebrim_xml(path: Path, records: list[tuple[str, list[int]]]) -> None:
+def write_codebrim_xml(path: Path, records: list[tuple[str, list[int]]]) -> None:
     lines = ['<?xml version="1.0" encoding="UTF-8"?>', "<Annotation>"]
     for name, labels in records:
         lines.append(f"  <Defect name={quoteattr(name)}>")
@@ -536,6 +536,6 @@ __all__ = [
     "generator_code", "damaged_files", "GENERATOR", "MARKER", "ORIGINALS_SCALE", "BUNDLED_ORIGINALS", "CODEBRIM_DEFECTS",
     "BUNDLED_CATEGORIES", "PROCEDURAL_CATEGORIES", "PHOTOGRAPHED_CATEGORIES", "LAYOUTS",
     "FAMILIES", "surface", "render", "normal_image", "codebrim_defect_set", "codebrim_labels", "write_mvtec",
-    "write_codebrim", "write_codebrim_originals", "is_generated_set", "check_counts", "check_out",
+    "write_codebrim", "write_codebrim_xml", "write_codebrim_originals", "is_generated_set", "check_counts", "check_out",
     "synthesize", "bundled_root",
 ]

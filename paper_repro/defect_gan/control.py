@@ -114,6 +114,11 @@ def region_change(output: torch.Tensor, source: torch.Tensor, region: torch.Tens
 
 
 # ---- image files ------------------------------------------------------------------------------
+def model_picture(path: str | Path, size: int) -> Image.Image:
+    """The image at ``path`` as a generator of ``size`` px reads it: RGB, resized to ``size`` x ``size`` (bicubic)."""
+    return read_image(Path(path), "RGB").resize((size, size), Image.BICUBIC)
+
+
 def read_images(folder: str | Path, size: int, limit: int | None = None) -> tuple[torch.Tensor, list[str]]:
     """Every image in ``folder`` resized to ``size``×``size`` RGB, as (N, 3, H, W) in [-1, 1]."""
     folder = Path(folder)
@@ -125,7 +130,7 @@ def read_images(folder: str | Path, size: int, limit: int | None = None) -> tupl
         raise UserError(f"{folder}: no images found (expected {', '.join(IMAGE_SUFFIXES)} files)")
     images = []
     for path in files:
-        image = read_image(path, "RGB").resize((size, size), Image.BICUBIC)
+        image = model_picture(path, size)
         images.append(torch.from_numpy(np.asarray(image, dtype=np.float32) / 127.5 - 1).permute(2, 0, 1))
     return torch.stack(images), [p.stem for p in files]
 

@@ -55,10 +55,9 @@ from PIL import Image
 
 from paper_repro.data.codebrim import CODEBRIM_CLASSES, KINDS, SPLITS
 from paper_repro.data.image_folder import find_images, relative_name
-from paper_repro.data.io import read_image
-from paper_repro.data.synthetic import MARKER, _write_codebrim_xml
-from paper_repro.defect_gan.control import (class_names, control_map, file_part, synthesize, synthesized_name,
-                                            write_image)
+from paper_repro.data.synthetic import MARKER, write_codebrim_xml
+from paper_repro.defect_gan.control import (class_names, control_map, file_part, model_picture, synthesize,
+                                            synthesized_name, write_image)
 from paper_repro.defect_gan.generator import Generator
 from paper_repro.errors import UserError
 from paper_repro.runs.cached import file_digests
@@ -159,7 +158,7 @@ class Normals:
 
 def read_normals(folder: str | Path, size: int, progress: bool = True) -> Normals:
     """Every image in ``folder`` or below it (:func:`~paper_repro.data.image_folder.find_images`) that can be
-    read, resized to ``size`` x ``size`` RGB (bicubic, as :func:`~paper_repro.defect_gan.control.read_images`);
+    read, resized as :func:`~paper_repro.defect_gan.control.model_picture` resizes for the generator;
     the others are skipped and named. A missing folder, one without images, or one whose images all fail
     to read is one UserError."""
     folder = Path(folder).expanduser()
@@ -168,7 +167,7 @@ def read_normals(folder: str | Path, size: int, progress: bool = True) -> Normal
     for path in tqdm(files, desc="reading normals", unit="img", leave=False, disable=not progress):
         name = relative_name(path, folder).as_posix()
         try:
-            picture = read_image(path, "RGB").resize((size, size), Image.BICUBIC)
+            picture = model_picture(path, size)
         except UserError as err:
             skipped.append((name, str(err).removeprefix(f"{path}: ")))
             continue
@@ -262,7 +261,7 @@ def _write_metadata(root: Path, written: dict[str, Entry]) -> None:
         records[kind].append((Path(path).name, [int(c in entry.labels) for c in CODEBRIM_CLASSES]))
     (root / "metadata").mkdir()
     for kind, recs in records.items():
-        _write_codebrim_xml(root / "metadata" / f"{kind}.xml", recs)
+        write_codebrim_xml(root / "metadata" / f"{kind}.xml", recs)
 
 
 def write_training_set(G: Generator, classes: Sequence[str], normals: Normals, out: str | Path, layout: str,
