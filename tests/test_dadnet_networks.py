@@ -46,3 +46,24 @@ def test_independent_gradients():
     logits.sum().backward()
     assert all(p.grad is None for p in model.reconstructive.parameters())
     assert any(p.grad is not None for p in model.discriminative.parameters())
+
+
+def test_bottleneck_share_counts_what_the_encoder_outputs():
+    from paper_repro.dadnet.networks import bottleneck_share
+
+    # the paper's geometry: 1,024 channels at 16 x 16 for a 3 x 256 x 256 image
+    assert bottleneck_share(128, 256) == 1024 * 16 * 16 / (3 * 256 * 256)
+    for width, size in ((8, 64), (16, 128), (4, 32)):
+        net = ReconstructiveNetwork(width, dram=False)
+        features = net.encoder(torch.zeros(1, 3, size, size))
+        assert bottleneck_share(width, size) == features.numel() / (3 * size * size)
+
+
+def test_contrast_kept_reads_flat_and_faithful_reconstructions():
+    from paper_repro.dadnet.evaluate import contrast_kept
+
+    images = torch.rand(4, 3, 16, 16)
+    assert abs(contrast_kept(images, images) - 1) < 1e-6
+    assert contrast_kept(images, torch.full_like(images, 0.5)) == 0
+    halved = 0.5 * (images - images.mean((2, 3), keepdim=True)) + 0.3
+    assert abs(contrast_kept(images, halved) - 0.5) < 1e-5

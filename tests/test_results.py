@@ -450,3 +450,14 @@ def test_the_landing_snapshot_counts_each_papers_verdicts():
     assert snapshot_sentence(frame) == ("In this build, of Defect-GAN's 2 claims, 1 holds and 1 not shown at this "
                                         "power; of DADNet's 1 claim, 1 contradicted.")
     assert "No results chapter has recorded a verdict" in snapshot_sentence(frame.iloc[0:0])
+
+
+def test_the_reconstruction_sentence_follows_the_contrast_kept():
+    from paper_repro.results.reading import reconstruction_sentence
+
+    flat = reconstruction_sentence(1 / 12, 4 / 3, {"tile": 0.2, "grass": 0.1})
+    assert flat.startswith("The reconstructive network's bottleneck holds 0.08 numbers per number of its input here, "
+                           "1.33 at the paper's widths and size. R keeps 15 % of the input's contrast (tile 20 %, grass 10 %)")
+    assert "one-stage segmenter" in flat
+    assert "is a blur" in reconstruction_sentence(0.5, 4 / 3, {"tile": 0.5})
+    assert "keeps most of the detail" in reconstruction_sentence(1.3, 4 / 3, {"tile": 0.9})

@@ -81,6 +81,15 @@ def predict(model: DADNet, dataset, batch_size: int = 8, device: str | torch.dev
     return result
 
 
+def contrast_kept(images: torch.Tensor, reconstructions: torch.Tensor) -> float:
+    """How much of each image's contrast its reconstruction keeps: the spatial standard deviation of R
+    over that of the input, per image and channel, averaged (1: as much detail as the input; near 0:
+    a flat image)."""
+    spread_in = images.float().flatten(2).std(-1)
+    spread_out = reconstructions.float().flatten(2).std(-1)
+    return float((spread_out / spread_in.clamp_min(1e-6)).mean())
+
+
 def evaluate(run_dir: str | Path, data_root: str | Path | None = None, category: str | None = None,
              device: str = "cpu", progress: bool = True, write: bool = True):
     """Evaluate the run's latest checkpoint on its category's test split; writes ``run_dir/metrics.json``
@@ -127,5 +136,5 @@ def score_test_set(run_dir: str | Path, model: DADNet, cfg, test: Dataset, sourc
     return values, pred
 
 
-__all__ = ["score_kernel", "image_scores", "first_of_each_type", "anomaly_maps", "predict", "evaluate",
+__all__ = ["score_kernel", "image_scores", "first_of_each_type", "anomaly_maps", "predict", "contrast_kept", "evaluate",
            "evaluate_folders", "score_test_set"]

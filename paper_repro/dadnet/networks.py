@@ -100,6 +100,15 @@ class DADNet(nn.Module):
         return reconstruction, logits
 
 
+def bottleneck_share(recon_width: int, image_size: int, in_channels: int = 3) -> float:
+    """How many numbers the reconstructive network's bottleneck holds per number of its input: ``8 w``
+    channels at ``S / 16`` (four poolings) over ``3 S^2``. Above 1 the bottleneck could in principle carry
+    every pixel (the paper's 1,024 x 16 x 16 for 3 x 256 x 256: 1.33); far below 1 only a coarse summary of
+    the image passes, and a fine stochastic texture comes out as its local mean."""
+    side = image_size // 16
+    return 8 * recon_width * side * side / (in_channels * image_size * image_size)
+
+
 def predicted_mask(logits: torch.Tensor) -> torch.Tensor:
     """``M_p``: the anomalous-class softmax probability, ``(B, 1, H, W)`` in [0, 1]."""
     return torch.softmax(logits, dim=1)[:, 1:2]

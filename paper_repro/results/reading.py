@@ -545,6 +545,25 @@ def threshold_sentence(name: str, pred, masks, f1_at: float, f1_max: float, thre
     return text + f", close to the {f1_max:.1f} of the best single cut."
 
 
+def reconstruction_sentence(share: float, paper_share: float, kept: Mapping[str, float]) -> str:
+    """What the reconstructive network can pass, and what it did: ``share`` is its bottleneck's numbers per
+    input number at this run's widths and size (:func:`paper_repro.dadnet.networks.bottleneck_share`),
+    ``paper_share`` the same at the paper's, ``kept`` the share of the input's contrast R kept per category
+    (:func:`paper_repro.dadnet.evaluate.contrast_kept`)."""
+    mean = sum(kept.values()) / len(kept)
+    each = ", ".join(f"{name} {100 * value:.0f} %" for name, value in kept.items())
+    room = (f"The reconstructive network's bottleneck holds {share:.2f} numbers per number of its input here, "
+            f"{paper_share:.2f} at the paper's widths and size")
+    if mean < 0.35:
+        what = ("so only a coarse summary of the image passes: R is nearly flat, and the discriminative "
+                "network, which sees A beside it, works here as a one-stage segmenter of A")
+    elif mean < 0.7:
+        what = "so R is a blur of A: the defect goes, and much of the fine texture with it"
+    else:
+        what = "and R keeps most of the detail of A"
+    return f"{room}. R keeps {100 * mean:.0f} % of the input's contrast ({each}), {what}."
+
+
 def paper_gap_sentence(label: str, paper: Mapping[str, float], run: Mapping[str, "Spread"],
                        unit: str = " points", digits: int = 1) -> str:
     """How this run's rows stand against the paper's, from the numbers: the range of this run minus the
@@ -651,4 +670,4 @@ def family_summary(frame: pd.DataFrame, alpha: float = ALPHA) -> str:
 __all__ = ["HOLDS", "CONTRADICTED", "NOT_SHOWN", "UNDECIDED", "NOT_TESTABLE", "VERDICTS", "NEAR_LINE", "TAU_ALPHA",
            "Spread", "spreads", "Verdict", "Effect",
            "verdict_frame", "VERDICT_COLOURS", "verdicts_view", "VERDICTS_FOLDER", "record_verdicts", "recorded_verdicts", "plateaued", "improvement",
-           "best_of", "ordering", "compare_ordering", "ranking_sentence", "value_text", "curve_trend", "curves_sentence", "ALIKE", "APART", "columns_sentence", "threshold_sentence", "paper_gap_sentence", "RESULTS_TABLES", "verdict_counts", "snapshot_sentence", "with_holm", "family_summary"]
+           "best_of", "ordering", "compare_ordering", "ranking_sentence", "value_text", "curve_trend", "curves_sentence", "ALIKE", "APART", "columns_sentence", "threshold_sentence", "reconstruction_sentence", "paper_gap_sentence", "RESULTS_TABLES", "verdict_counts", "snapshot_sentence", "with_holm", "family_summary"]
