@@ -92,15 +92,17 @@ def matmul_peak(device: torch.device, precision: Precision, n: int = 4096, repea
     return 2 * n ** 3 / best
 
 
-def defect_gan_step(scale: str, device: torch.device, precision: Precision, dist: Distributed):
-    cfg = get_config("defect_gan", scale, precision=precision.name)
-    G, D = (m.to(device) for m in gan_trainer.build_networks(cfg, 5))
+def defect_gan_step(scale: str, device: torch.device, precision: Precision, dist: Distributed, cfg=None,
+                    num_classes: int = 5):
+    """One generator turn of the ``defect_gan`` profile at ``scale`` (or of ``cfg``), and its images."""
+    cfg = cfg or get_config("defect_gan", scale, precision=precision.name)
+    G, D = (m.to(device) for m in gan_trainer.build_networks(cfg, num_classes))
     opt_g = adam(G.parameters(), cfg.lr, device, betas=cfg.betas, fused=False)
     opt_d = adam(D.parameters(), cfg.lr, device, betas=cfg.betas, fused=False)
     G_train, D_train = dist.wrap(G), dist.wrap(D)
     b, s = dist.per_rank_batch(cfg.batch_size), cfg.image_size
     n, d = torch.rand(b, 3, s, s, device=device) * 2 - 1, torch.rand(b, 3, s, s, device=device) * 2 - 1
-    c = (torch.rand(b, 5, device=device) > 0.5).float()
+    c = (torch.rand(b, num_classes, device=device) > 0.5).float()
     scalers = (grad_scaler(precision), grad_scaler(precision))
     step = {"k": 0}
 
@@ -111,9 +113,11 @@ def defect_gan_step(scale: str, device: torch.device, precision: Precision, dist
     return run, b * cfg.n_critic
 
 
-def dadnet_step(scale: str, device: torch.device, precision: Precision, dist: Distributed):
-    cfg = get_config("dadnet", scale, precision=precision.name)
-    model = fast_layout(dadnet_trainer.build_model(cfg, dram=True).to(device))
+def dadnet_step(scale: str, device: torch.device, precision: Precision, dist: Distributed, cfg=None,
+                dram: bool = True):
+    """One step of both DADNet networks of the ``dadnet`` profile at ``scale`` (or of ``cfg``), and its images."""
+    cfg = cfg or get_config("dadnet", scale, precision=precision.name)
+    model = fast_layout(dadnet_trainer.build_model(cfg, dram=dram).to(device))
     opts = {name: adam(getattr(model, name).parameters(), cfg.lr, device) for name in ("reconstructive", "discriminative")}
     scalers = {name: grad_scaler(precision) for name in opts}
     recon = dist.wrap(model.reconstructive, sync_batchnorm=True)
@@ -125,9 +129,11 @@ def dadnet_step(scale: str, device: torch.device, precision: Precision, dist: Di
     return (lambda: dadnet_trainer.train_step(cfg, recon, disc, opts, scalers, image, anomalous, mask, precision)), b
 
 
-def classifier_step(scale: str, device: torch.device, precision: Precision, dist: Distributed):
-    cfg = get_config("detection", scale)
-    model = dist.wrap(fast_layout(DefectClassifier(cfg.backbones[0], 6, None, True, 1.0).to(device)))
+def classifier_step(scale: str, device: torch.device, precision: Precision, dist: Distributed, cfg=None,
+                    backbone: str | None = None):
+    """One step of Table 3's classifier (``backbone``, default the profile's first) at ``scale`` (or of ``cfg``)."""
+    cfg = cfg or get_config("detection", scale)
+    model = dist.wrap(fast_layout(DefectClassifier(backbone or cfg.backbones[0], 6, None, True, 1.0).to(device)))
     optimizer = sgd(model.parameters(), cfg.lr, device, momentum=0.9)
     scaler = grad_scaler(precision)
     b, s = dist.per_rank_batch(cfg.batch_size), cfg.image_size
