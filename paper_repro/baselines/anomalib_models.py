@@ -199,9 +199,23 @@ def normalize(images: torch.Tensor) -> torch.Tensor:
     return (images - mean) / std
 
 
+MILESTONE_POINTS = 10  # a trained baseline is measured after at most about this many epochs
+
+
+def milestone_epochs(epochs: int, points: int = MILESTONE_POINTS) -> list[int]:
+    """The epochs after which :func:`fit` calls ``at_milestone``: every epoch up to ``points`` epochs, else
+    every ``epochs // points``-th, and always the last (500 epochs: 50, 100, ..., 500)."""
+    every = max(1, epochs // points)
+    return sorted(set(range(every, epochs + 1, every)) | ({epochs} if epochs > 0 else set()))
+
+
 def fit(model: nn.Module, cfg: BaselineConfig, train_set, device: str | torch.device = "cpu",
-        progress: bool = True) -> nn.Module:
-    """Train ``model`` on the normal images of ``train_set`` (MVTecAD items) as anomalib would."""
+        progress: bool = True, at_milestone: Callable[[int, nn.Module], None] | None = None) -> nn.Module:
+    """Train ``model`` on the normal images of ``train_set`` (MVTecAD items) as anomalib would.
+
+    ``at_milestone(epoch, model)`` is called, the model in eval mode, after each of
+    :func:`milestone_epochs` (a learning curve; PaDiM, one pass and a Gaussian fit, has none); the
+    random state is restored after it, so training goes on as it would have without it."""
     device = torch.device(device)
     model.to(device)
     generator = torch.Generator().manual_seed(cfg.seed)
@@ -216,7 +230,8 @@ def fit(model: nn.Module, cfg: BaselineConfig, train_set, device: str | torch.de
     optimizer = optimizers[cfg.method](model)
     loss_fn = _loss(cfg.method)
     bar = tqdm(range(cfg.epochs), desc=cfg.method, disable=not progress, leave=False, mininterval=2)
-    for _ in bar:
+    milestones = set(milestone_epochs(cfg.epochs)) if at_milestone is not None else set()
+    for epoch in bar:
         model.train()
         for batch in loader:
             loss = loss_fn(*model(normalize(batch["image"].to(device))))
@@ -224,6 +239,9 @@ def fit(model: nn.Module, cfg: BaselineConfig, train_set, device: str | torch.de
             loss.backward()
             optimizer.step()
         bar.set_postfix(loss=f"{loss.item():.4f}")
+        if epoch + 1 in milestones:
+            with torch.random.fork_rng(devices=[]):  # measuring draws no number training would have drawn
+                at_milestone(epoch + 1, model.eval())
     return model.eval()
 
 

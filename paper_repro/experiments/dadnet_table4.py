@@ -7,9 +7,10 @@ import pandas as pd
 from paper_repro.context import RunContext, as_context
 from paper_repro.data.roots import DataSource
 from paper_repro.evaluation.scoring import METRICS
-from paper_repro.experiments.detectors import (dadnet_loss_curves, dadnet_predictions, default_runs, mean_over_runs,
-                                               per_run_average, scored_row)
-from paper_repro.results.reading import Effect, Verdict, best_of, improvement, plateaued
+from paper_repro.experiments.detectors import (dadnet_loss_curves, dadnet_metric_curves, dadnet_predictions,
+                                               default_runs, mean_over_runs, metric_curves_converged, per_run_average,
+                                               scored_row)
+from paper_repro.results.reading import Effect, Verdict, best_of, improvement
 from paper_repro.results.papers import paper_table
 from paper_repro.results.tables import side_by_side
 
@@ -42,11 +43,19 @@ def table4(frame: pd.DataFrame, run_info) -> dict[str, pd.DataFrame]:
                                  run_info=run_info) for metric in METRICS}
 
 
-def converged(ctx: RunContext | str, data: DataSource, runs: int, seed: int = 42) -> bool | str:
-    """Have the ablation's runs plateaued (L_Focal over the last tenth of training)?"""
-    curves = dadnet_loss_curves(ctx, data, as_context(ctx).config("baselines").ablation_categories, runs,
-                                [(pseudo, dram) for _, pseudo, dram in ABLATION], seed)
-    return plateaued(curves, "L_Focal")
+def converged(ctx: RunContext | str, data: DataSource, runs: int, seed: int = 42, device: str = "cpu") -> bool | str:
+    """Have the four rows' runs converged? ``True``, or a sentence naming the run (row, category, seed) and
+    the metric still rising, for a verdict's ``converged``.
+
+    Each of the table's three metrics is judged at every run's milestone checkpoints, per category and seed
+    (:func:`~paper_repro.experiments.detectors.metric_curves_converged`: a Newey-West slope over the last
+    milestones), never the budget alone; too few milestones (smoke) is not converged. The training loss
+    L_Focal, logged every epoch and cheap to read, must have plateaued too."""
+    categories = as_context(ctx).config("baselines").ablation_categories
+    variants = [(pseudo, dram) for _, pseudo, dram in ABLATION]
+    curves = {metric: dadnet_metric_curves(ctx, data, categories, runs, variants, seed, metric, device)
+              for metric in METRICS}
+    return metric_curves_converged(curves, dadnet_loss_curves(ctx, data, categories, runs, variants, seed))
 
 
 def verdicts(frame: pd.DataFrame, converged: bool | str = True) -> list[Verdict]:

@@ -11,12 +11,14 @@ from paper_repro.baselines.anomalib_models import METHODS
 from paper_repro.config import BaselinesConfig
 from paper_repro.context import RunContext, as_context
 from paper_repro.data.roots import DataSource
-from paper_repro.experiments.detectors import (baseline_config, baseline_predictions, dadnet_config,
-                                               dadnet_loss_curves, dadnet_predictions, default_runs, mean_over_runs,
-                                               per_run_average, scored_row)
+from paper_repro.evaluation.scoring import METRICS
+from paper_repro.experiments.detectors import (baseline_config, baseline_metric_curves, baseline_predictions,
+                                               dadnet_config, dadnet_loss_curves, dadnet_metric_curves,
+                                               dadnet_predictions, default_runs, mean_over_runs,
+                                               metric_curves_converged, per_run_average, scored_row)
 from paper_repro.results.papers import paper_table
 from paper_repro.results.published import published_table
-from paper_repro.results.reading import Verdict, best_of, ordering, plateaued
+from paper_repro.results.reading import Verdict, best_of, ordering
 from paper_repro.results.tables import side_by_side
 
 TABLE_OF_METRIC = {"image_auroc": "dadnet.table1", "pixel_auroc": "dadnet.table2", "pixel_f1": "dadnet.table3"}
@@ -84,10 +86,27 @@ def wide(table: pd.DataFrame, index: str = "category", columns: str = "method") 
     return out.reindex([i for i in dict.fromkeys(table[index]) if i in out.index])
 
 
-def converged(ctx: RunContext | str, data: DataSource, runs: int, seed: int = 42) -> bool | str:
-    """Have DADNet's runs behind the tables plateaued (L_Focal over the last tenth of training)?"""
-    curves = dadnet_loss_curves(ctx, data, as_context(ctx).config("baselines").categories, runs, [("sdgm", True)], seed)
-    return plateaued(curves, "L_Focal")
+# The baselines judged on a learning curve; PaDiM fits a Gaussian in one pass, which more budget does not change.
+TRAINED_BASELINES = tuple(m for m in METHODS if m != "PaDiM")
+
+
+def converged(ctx: RunContext | str, data: DataSource, runs: int, seed: int = 42, device: str = "cpu",
+              pretrained: bool | str | None = None) -> bool | str:
+    """Has every trained model of Tables 1-3 converged? ``True``, or a sentence naming the run (model,
+    category, seed) and the metric still rising, for a verdict's ``converged``.
+
+    Each table's own metric (image AUROC, pixel AUROC, pixel F1) is judged, per category and seed, at the
+    milestones of every run the tables score - DADNet's checkpoints and each trained baseline's epochs
+    (:func:`~paper_repro.experiments.detectors.metric_curves_converged`: a Newey-West slope over the last
+    milestones), never the budget alone; too few milestones (smoke) is not converged. DADNet's training
+    loss L_Focal, logged every epoch and cheap to read, must have plateaued too."""
+    categories = as_context(ctx).config("baselines").categories
+    curves = {metric: {**dadnet_metric_curves(ctx, data, categories, runs, [("sdgm", True)], seed, metric, device),
+                       **{run: curve for method in TRAINED_BASELINES
+                          for run, curve in baseline_metric_curves(ctx, data, method, categories, runs, seed, metric,
+                                                                   device, pretrained).items()}}
+              for metric in METRICS}
+    return metric_curves_converged(curves, dadnet_loss_curves(ctx, data, categories, runs, [("sdgm", True)], seed))
 
 
 def verdicts(frame: pd.DataFrame, converged: bool | str = True, baselines_note: str = "") -> list[Verdict]:
@@ -109,5 +128,5 @@ def verdicts(frame: pd.DataFrame, converged: bool | str = True, baselines_note: 
     return out
 
 
-__all__ = ["TABLE_OF_METRIC", "comparison", "with_published", "side_by_side_tables", "wide", "converged",
+__all__ = ["TABLE_OF_METRIC", "TRAINED_BASELINES", "comparison", "with_published", "side_by_side_tables", "wide", "converged",
            "verdicts"]

@@ -193,7 +193,8 @@ def plateaued(curves: Mapping[str, Sequence[float]], name: str, fraction: float 
         values = [float(v) for v in values]
         k = max(points, int(round(len(values) * fraction)))
         if len(values) < k:
-            return f"{run} logged {len(values)} values of {name}, too few to judge a trend (need {k})"
+            return (f"{run} logged {len(values)} value{'s' if len(values) != 1 else ''} of {name}, too few to "
+                    f"judge a trend (need {k})")
         last = values[-k:]
         slope = trend(last)
         level = abs(sum(last) / k) or 1.0
