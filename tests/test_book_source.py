@@ -61,3 +61,19 @@ def test_a_decorated_function_names_its_own_file():
     html = _bundle(show_source(bridge.defect_gan_bank, collapsed=True))["text/html"]
     assert "paper_repro.experiments.bridge.defect_gan_bank · " in html
     assert " · paper_repro/experiments/bridge.py</summary>" in html
+
+
+def test_a_figure_kept_for_the_landing_page_comes_back_at_its_scale_only(tmp_path, monkeypatch, capsys):
+    import matplotlib.pyplot as plt
+
+    from paper_repro.book.notebook import keep_for_landing_page, landing_figure
+
+    monkeypatch.setenv("PAPER_REPRO_CACHE", str(tmp_path))
+    fig, ax = plt.subplots(figsize=(2, 1))
+    ax.plot([0, 1], [1, 0])
+    keep_for_landing_page(fig, "maps", "demo")
+    plt.close(fig)
+    shown = landing_figure("maps", "demo")
+    assert shown is not None and shown.data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert landing_figure("maps", "smoke") is None
+    assert capsys.readouterr().out.strip() == "maps: not drawn yet at smoke scale (its chapter has not run)"

@@ -24,11 +24,15 @@ import matplotlib
 import matplotlib.pyplot as plt
 import torch
 from IPython import get_ipython
-from IPython.display import Code, display
+from IPython.display import Code, Image, display
 from markdown_it import MarkdownIt
 
 from paper_repro.context import RunContext
+from paper_repro.environment import cache_dir
+from paper_repro.runs.checkpoints import atomic_write
 from paper_repro.runs.devices import seed_everything
+
+LANDING_FOLDER = "landing"   # under cache_dir()/<this>/<scale>/: the figures the landing page shows
 
 
 def chapter_setup(scale: str | None = None, device: str = "cpu", data_root: str | None = None,
@@ -198,3 +202,21 @@ def image_grid(rows: list[list[torch.Tensor]], row_titles: list[str] | None = No
                 ax.set_ylabel(row_titles[i])
     fig.tight_layout()
     return fig
+
+
+def keep_for_landing_page(fig, name: str, scale: str) -> None:
+    """Keep ``fig`` (a matplotlib figure) as ``cache_dir()/landing/<scale>/<name>.png`` for the landing page's
+    results snapshot (:func:`landing_figure`); the chapter still shows the figure itself."""
+    folder = cache_dir() / LANDING_FOLDER / scale
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write(folder / f"{name}.png", lambda tmp: fig.savefig(tmp, format="png", dpi=90, bbox_inches="tight"))
+
+
+def landing_figure(name: str, scale: str):
+    """The figure a chapter kept under ``name`` at ``scale`` (:func:`keep_for_landing_page`), to display, or
+    ``None`` (with one line saying which chapter draws it) before that chapter has run at this scale."""
+    path = cache_dir() / LANDING_FOLDER / scale / f"{name}.png"
+    if not path.is_file():
+        print(f"{name}: not drawn yet at {scale} scale (its chapter has not run)")
+        return None
+    return Image(filename=str(path))
