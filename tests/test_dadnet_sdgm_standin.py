@@ -121,3 +121,22 @@ def test_sdgm_pretrain_refuses_a_bad_seed_and_leaves_nothing_when_it_fails(tmp_p
     with pytest.raises(RuntimeError, match="disk went away"):
         standin.pretrain(tmp_path / "out", steps=1, progress=False)
     assert not (tmp_path / "out").exists()   # the half-written checkpoint went with the failure
+
+
+def test_the_standin_never_saw_the_photographed_categories():
+    import ast
+    import inspect
+
+    from paper_repro.data.photographs import PHOTOGRAPHS
+    from paper_repro.standin import pretrain
+
+    families = {family for family, _, _ in pretrain.PROMPT_TABLE}
+    assert families and not families & set(PHOTOGRAPHS)                    # no photographed family in its corpus
+    assert not set(sdgm.checkpoint_prompts(STANDIN_DIR)) & set(PHOTOGRAPHS)   # nor among its prompts
+    imported = {node.module for node in ast.walk(ast.parse(inspect.getsource(pretrain)))
+                if isinstance(node, ast.ImportFrom)}
+    assert "paper_repro.data.photographs" not in imported                  # its corpus cannot read them
+    for name in PHOTOGRAPHS:                                               # so SDGM asks with generic prompts
+        assert prompts_for(name, 4, STANDIN_DIR) == [f"a {name} surface with a {d}" for d in ("crack", "scratch", "stain", "hole")]
+    card = (STANDIN_DIR / "MODEL_CARD.md").read_text()
+    assert "## What it has and has not seen" in card and "Not seen: any photograph" in card
