@@ -60,13 +60,13 @@ def test_the_loss_is_judged_after_the_metrics():
 
 
 def test_milestones_per_scale():
-    """Demo keeps a checkpoint every 6 of 36 epochs (six milestones), full every 100 of 700 (seven);
+    """Demo keeps a checkpoint every 4 of 16 epochs (four milestones), full every 100 of 700 (seven);
     a baseline is measured after every epoch up to ten, else every tenth of its epochs."""
     def milestones(scale):
         cfg = get_config("dadnet_tables", scale)
         return [s for s in range(cfg.checkpoint_every, cfg.epochs + 1, cfg.checkpoint_every)
                 if s % cfg.milestone_every == 0 or s == cfg.epochs]
-    assert milestones("demo") == [6, 12, 18, 24, 30, 36]
+    assert milestones("demo") == [4, 8, 12, 16]
     assert milestones("full") == [100, 200, 300, 400, 500, 600, 700]
     assert milestones("smoke") == [1, 2]
     assert milestone_epochs(5) == [1, 2, 3, 4, 5] and milestone_epochs(1) == [1]

@@ -87,7 +87,7 @@ def pseudo_anomalies_of(cfg, normals: torch.Tensor, category: str, pseudo: str, 
         return PseudoAnomalies(normals, seed=cfg.seed)
     model = sd_model_for(cfg, sd_model)
     bank = sdgm_bank(normals, category, model=model, variants=cfg.sdgm_variants, n_prompts=cfg.prompts_per_category,
-                     steps=cfg.sd_steps, strength=cfg.sd_strength, seed=cfg.seed, device=device,
+                     steps=cfg.sd_steps, strength=cfg.sd_strength, seed=cfg.sdgm_bank_seed, device=device,
                      progress=progress)
     return PseudoAnomalies(normals, seed=cfg.seed, bank=bank, source=f"sdgm:{model}")
 

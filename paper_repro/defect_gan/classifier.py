@@ -37,7 +37,7 @@ from paper_repro.runs.devices import Distributed, resolve_device, seed_everythin
 from paper_repro.runs.loop import TrainState, fit, sgd
 from paper_repro.weights import load_state, torchvision_state_dict
 
-BACKBONES = ("resnet34", "densenet121")
+BACKBONES = ("resnet34", "densenet121", "resnet18")
 
 
 # ------------------------------------------------------------------------------------------
@@ -91,7 +91,7 @@ def build_backbone(name: str, weights: str | None = None) -> tuple[nn.Module, in
     if weights is not None:
         state, path = torchvision_state_dict(name, weights)
         load_state(net, state, path)
-    if name == "resnet34":
+    if name.startswith("resnet"):
         width, net.fc = net.fc.in_features, nn.Identity()
     else:
         width, net.classifier = net.classifier.in_features, nn.Identity()

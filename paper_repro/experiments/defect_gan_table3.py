@@ -253,12 +253,20 @@ def trivial_accuracy(real: dict) -> tuple[float, str]:
     return 100 * accuracy, names
 
 
+BACKBONE_NAMES = {"resnet34": "ResNet34", "densenet121": "DenseNet121", "resnet18": "ResNet18"}
+# The paper's row a backbone is compared with: demo's ResNet18, the smallest of the paper's ResNet family,
+# stands in for ResNet34 (config.py, the "detection" profile).
+PAPER_NETWORK = {"ResNet18": "ResNet34"}
+
+
 def results_frame(results: list[DetectionResult]) -> pd.DataFrame:
-    """Table 3 in the paper's shape: ``network, augmentation, accuracy`` (%), plus val and epoch."""
-    names = {"resnet34": "ResNet34", "densenet121": "DenseNet121"}
-    return pd.DataFrame([{"network": names.get(r.backbone, r.backbone), "augmentation": r.augmentation,
+    """Table 3 in the paper's shape: ``network`` (the paper's row, :data:`PAPER_NETWORK`), ``backbone``
+    (the network trained), ``augmentation, accuracy`` (%), plus val and epoch."""
+    shown = [BACKBONE_NAMES.get(r.backbone, r.backbone) for r in results]
+    return pd.DataFrame([{"network": PAPER_NETWORK.get(name, name), "backbone": name, "augmentation": r.augmentation,
                           "accuracy": 100 * r.test_accuracy, "val_accuracy": 100 * r.val_accuracy,
-                          "best_epoch": r.best_epoch, "epochs_trained": r.epochs_trained} for r in results])
+                          "best_epoch": r.best_epoch, "epochs_trained": r.epochs_trained}
+                         for name, r in zip(shown, results)])
 
 
 def classifiers_converged(results: list[DetectionResult], cfg) -> bool | str:
@@ -288,6 +296,8 @@ def verdicts(frame: pd.DataFrame, trivial: float, classifiers_ready: bool | str,
     paper = paper_table("defect_gan.table3").set_index(["network", "augmentation"])["accuracy"]
     out = []
     for network, part in frame.groupby("network", sort=False):
+        trained = part["backbone"].iloc[0] if "backbone" in part else network
+        network = network if trained == network else f"{trained} (the paper's {network} row)"
         acc = spreads(part, "augmentation", "accuracy")
         n = acc[NO_AUGMENTATION].n
         floor = Spread.of([trivial] * n)   # deterministic: the same number for every seed
@@ -297,14 +307,15 @@ def verdicts(frame: pd.DataFrame, trivial: float, classifiers_ready: bool | str,
         ready = synthesizers_ready if synthesizers_ready is not True else classifiers_ready
         for better, worse in (("Defect-GAN", NO_AUGMENTATION), ("Defect-GAN", "StarGAN + SPADE")):
             if better in acc and worse in acc:
-                said = (f"{network}: {better}'s samples beat {worse} ({paper[(network, better)]:.1f} vs "
-                        f"{paper[(network, worse)]:.1f} in the paper)")
-                effect = Effect.points(paper[(network, better)], paper[(network, worse)], True)
+                row = part["network"].iloc[0]
+                said = (f"{network}: {better}'s samples beat {worse} ({paper[(row, better)]:.1f} vs "
+                        f"{paper[(row, worse)]:.1f} in the paper)")
+                effect = Effect.points(paper[(row, better)], paper[(row, worse)], True)
                 out.append(improvement(t, said, (better, acc[better]), (worse, acc[worse]), True, ready, " pts", effect))
     return out
 
 
 __all__ = ["NO_AUGMENTATION", "SYNTHESIZERS", "AUGMENTATIONS", "REAL", "SYNTHETIC", "n_restored",
            "write_synthesized_set", "synthesized_set_dir", "SynthesizedSet", "RealSet", "InMemory", "capped",
-           "real_splits", "synthesized_sets", "run_table3", "TRIVIAL", "trivial_accuracy", "results_frame",
+           "real_splits", "synthesized_sets", "run_table3", "BACKBONE_NAMES", "PAPER_NETWORK", "TRIVIAL", "trivial_accuracy", "results_frame",
            "classifiers_converged", "synthesizers_converged", "verdicts"]

@@ -23,6 +23,7 @@ from paper_repro.context import RunContext, as_context
 from paper_repro.dadnet.evaluate import evaluate, first_of_each_type, predict as dadnet_predict
 from paper_repro.dadnet.trainer import build_model, config_from_run, trained_run
 from paper_repro.data.mvtec import MVTecAD
+from paper_repro.data.photographs import PHOTOGRAPHS
 from paper_repro.data.roots import DataSource
 from paper_repro.evaluation.scoring import EXTRA_METRICS, METRICS, ONE_RULE, score_predictions, threshold_for
 from paper_repro.runs.devices import resolve_device, seed_everything
@@ -145,6 +146,30 @@ def per_run_average(frame: pd.DataFrame, metric: str, by: str = "method") -> dic
 def variant_name(pseudo: str, dram: bool) -> str:
     """A DADNet run's row name in Tables 1-4: ``DADNet`` (SDGM + DRAM), else ``Baseline+DGM(+DRAM)`` etc."""
     return "DADNet" if (pseudo, dram) == ("sdgm", True) else f"Baseline+{pseudo.upper()}{'+DRAM' if dram else ''}"
+
+
+def world_of(category: str, data: DataSource) -> str:
+    """Which world a category comes from: ``"photographed"`` or ``"procedural"`` in the bundled set (its
+    photographed categories are crops of :data:`~paper_repro.data.photographs.PHOTOGRAPHS`), ``"your
+    data"`` for any other data set (MVTec AD's categories are all photographs)."""
+    if not data.bundled:
+        return "your data"
+    return "photographed" if category in PHOTOGRAPHS else "procedural"
+
+
+def dadnet_over_seeds(ctx: RunContext | str, data: DataSource, categories, runs: int, seed: int = 42,
+                      pseudo: str = "sdgm", dram: bool = True, device: str = "cpu") -> pd.DataFrame:
+    """One row per (category, seed): DADNet's metrics (%) from :func:`~paper_repro.dadnet.evaluate.evaluate`
+    on the category's test split, with the category's :func:`world_of`. The runs are Tables 1-4's cached
+    ones (trained here on first use)."""
+    rows = []
+    for run in range(runs):
+        for category in categories:
+            run_dir = trained_run(dadnet_config(ctx, seed + run), data, category, pseudo=pseudo, dram=dram,
+                                  device=device)
+            values, _ = evaluate(run_dir, None, category, device=device, progress=False)
+            rows.append({"category": category, "world": world_of(category, data), "seed": seed + run, **values})
+    return pd.DataFrame(rows)
 
 
 def run_label(model: str, category: str, seed: int) -> str:
@@ -277,7 +302,7 @@ def spread_over_runs(frame: pd.DataFrame, by: str = "method") -> pd.DataFrame:
 
 
 __all__ = ["METRIC_TITLES", "METRIC_NAMES", "CURVE_KEYS", "dadnet_config", "default_runs", "baseline_config",
-           "dadnet_predictions", "table_metrics", "metric_rows", "baseline_outputs", "baseline_predictions",
+           "dadnet_predictions", "world_of", "dadnet_over_seeds", "table_metrics", "metric_rows", "baseline_outputs", "baseline_predictions",
            "scored_row", "mean_over_runs", "per_run_average", "variant_name", "run_label", "milestone_checkpoints",
            "dadnet_milestone_metrics", "dadnet_metric_curves", "baseline_metric_curves", "CURVE_FRACTION",
            "CURVE_POINTS", "metric_curves_converged", "dadnet_loss_curves", "spread_over_runs"]

@@ -184,7 +184,7 @@ def synthesis_fids(G, data: TrainingData, real: torch.Tensor, extractor, draws: 
 # Has the budget converged? FID at the run's last checkpoints
 # ------------------------------------------------------------------------------------------
 CURVE_FILE = "fid_curve.json"
-CURVE_POINTS = 6  # the last kept checkpoints a curve is measured at (the milestones, at demo every 250 iterations)
+CURVE_POINTS = 6  # the last kept checkpoints a curve is measured at (the milestones, at demo every 100 iterations)
 
 
 def fid_curve(run_dir: str | Path, data: TrainingData, real: torch.Tensor, extractor, *, seed: int = 0,

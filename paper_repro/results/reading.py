@@ -565,6 +565,26 @@ def reconstruction_sentence(share: float, paper_share: float, kept: Mapping[str,
     return f"{room}. R keeps {100 * mean:.0f} % of the input's contrast ({each}), {what}."
 
 
+def target_sentences(frame, targets: Mapping[str, float]) -> list[str]:
+    """Per category of ``frame`` (rows: ``category``, ``world``, one row per seed, metrics in %): its mean
+    and sd over seeds of each metric in ``targets`` ({metric: the least mean that meets it}), and whether it
+    meets every target, from the numbers."""
+    names = {"image_auroc": "image AUROC", "pixel_auroc": "pixel AUROC"}
+    out = []
+    for category, part in frame.groupby("category", sort=False):
+        said, short = [], []
+        for metric, target in targets.items():
+            mean = part[metric].mean()
+            spread = f" ± {part[metric].std():.1f}" if len(part) > 1 else ""
+            said.append(f"{names.get(metric, metric)} {mean:.1f}{spread}")
+            if mean < target:
+                short.append(f"{names.get(metric, metric)} by {target - mean:.1f} points")
+        verdict = "meets every target" if not short else "falls short: " + ", ".join(short)
+        seeds = f"{len(part)} seed{'s' if len(part) > 1 else ''}"
+        out.append(f"{category} ({part['world'].iloc[0]}, {seeds}): {', '.join(said)}; {verdict}.")
+    return out
+
+
 def paper_gap_sentence(label: str, paper: Mapping[str, float], run: Mapping[str, "Spread"],
                        unit: str = " points", digits: int = 1) -> str:
     """How this run's rows stand against the paper's, from the numbers: the range of this run minus the
@@ -671,4 +691,4 @@ def family_summary(frame: pd.DataFrame, alpha: float = ALPHA) -> str:
 __all__ = ["HOLDS", "CONTRADICTED", "NOT_SHOWN", "UNDECIDED", "NOT_TESTABLE", "VERDICTS", "NEAR_LINE", "TAU_ALPHA",
            "Spread", "spreads", "Verdict", "Effect",
            "verdict_frame", "VERDICT_COLOURS", "verdicts_view", "VERDICTS_FOLDER", "record_verdicts", "recorded_verdicts", "plateaued", "improvement",
-           "best_of", "ordering", "compare_ordering", "ranking_sentence", "value_text", "curve_trend", "curves_sentence", "ALIKE", "APART", "columns_sentence", "threshold_sentence", "reconstruction_sentence", "paper_gap_sentence", "RESULTS_TABLES", "verdict_counts", "snapshot_sentence", "with_holm", "family_summary"]
+           "best_of", "ordering", "compare_ordering", "ranking_sentence", "value_text", "curve_trend", "curves_sentence", "ALIKE", "APART", "columns_sentence", "threshold_sentence", "reconstruction_sentence", "target_sentences", "paper_gap_sentence", "RESULTS_TABLES", "verdict_counts", "snapshot_sentence", "with_holm", "family_summary"]
