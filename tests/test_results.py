@@ -461,3 +461,21 @@ def test_the_reconstruction_sentence_follows_the_contrast_kept():
     assert "one-stage segmenter" in flat
     assert "is a blur" in reconstruction_sentence(0.5, 4 / 3, {"tile": 0.5})
     assert "keeps most of the detail" in reconstruction_sentence(1.3, 4 / 3, {"tile": 0.9})
+
+
+def test_spreads_are_written_in_decimals_never_in_exponent_form():
+    """A Table 1 verdict printed "287.2 ± 2.5e+02"; book --check fails on such a float."""
+    from paper_repro.results.reading import Spread, significant
+
+    assert str(Spread.of([37.2, 287.2, 537.2])) == "287.2 ± 250 (3 seeds)"
+    assert [significant(v, d) for v, d in [(12345.6, 4), (0.00123, 2), (99.96, 3), (-2.91, 3), (0.0, 2)]] == [
+        "12,350", "0.0012", "100", "-2.91", "0"]
+
+
+def test_verdict_tables_show_p_to_three_decimals_not_the_tables_one():
+    """The closing table printed an exact p of 0.042 as "0.0" (the results tables' one decimal)."""
+    from paper_repro.results.reading import p_text, verdicts_view
+
+    assert [p_text(p) for p in (0.0416667, 0.7, 0.0004)] == ["0.042", "0.700", "< 0.001"]
+    html = verdicts_view(pd.DataFrame({"claim": ["a"], "verdict": ["holds"], "p": [0.0416667], "Holm p": [0.7]})).to_html()
+    assert ">0.042<" in html and ">0.700<" in html and ">0.0<" not in html

@@ -320,3 +320,21 @@ def test_a_damaged_fid_curve_is_measured_again(content, tmp_path, capsys):
     (tmp_path / synthesizers.CURVE_FILE).write_bytes(content)
     assert synthesizers.recorded_fid_curve(tmp_path) is None
     assert "damaged" in capsys.readouterr().out
+
+
+def test_the_training_seeds_share_one_sdgm_bank_and_its_seed_draws_another(tmp_path, monkeypatch):
+    """config.sdgm_bank_seed: one bank per category, as a data set; the run's own seed picks the variants."""
+    from paper_repro.config import get_config
+    from paper_repro.dadnet.trainer import pseudo_anomalies_of
+
+    monkeypatch.setenv("PAPER_REPRO_CACHE", str(tmp_path / "cache"))
+    normals = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+
+    def bank(**overrides):
+        cfg = get_config("dadnet", "smoke", **overrides)
+        return pseudo_anomalies_of(cfg, normals, "tile", "sdgm", sd_model="tiny", progress=False)
+
+    first, second, other = bank(seed=42), bank(seed=43), bank(seed=42, sdgm_bank_seed=7)
+    assert (first.seed, second.seed) == (42, 43)
+    assert all(torch.equal(first.bank[k], second.bank[k]) for k in first.bank)
+    assert not torch.equal(first.bank["D"], other.bank["D"])

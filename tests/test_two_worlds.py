@@ -34,3 +34,18 @@ def test_one_seed_has_no_spread_to_state():
     one = pd.DataFrame({"category": ["tile"], "world": ["procedural"], "image_auroc": [90.0], "pixel_auroc": [99.0]})
     assert target_sentences(one, {"image_auroc": 95.0, "pixel_auroc": 93.0}) == [
         "tile (procedural, 1 seed): image AUROC 90.0, pixel AUROC 99.0; falls short: image AUROC by 5.0 points."]
+
+
+def test_changed_share_counts_pixels_by_their_largest_channel_change():
+    import torch
+
+    from paper_repro.book.showcase import change_summary, changed_share
+
+    before = torch.zeros(2, 3, 4, 4)
+    after = before.clone()
+    after[0, 2, :2, :] = 0.5       # 8 of 16 pixels of image 0, one channel
+    after[1, 0, 0, 0] = 0.05       # below the 0.1 threshold
+    assert changed_share(before, after) == 8 / 32
+    assert change_summary({"A": 0.005, "B": 0.25, "C": 0.9}, 500) == (
+        "After 500 iterations, by more than 0.1 in [0, 1] units: A changed 0.5 % of the pixels (almost nothing); "
+        "B changed 25.0 % of the pixels (a part of the image); C changed 90.0 % of the pixels (most of the image).")

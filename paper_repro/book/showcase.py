@@ -172,3 +172,23 @@ def artifact_summary(table: pd.DataFrame) -> str:
                 f"(at most {worst:.1f}x).")
     return (f"Not artifact-free by the Nyquist measure: {', '.join(generated.index[~ok])} "
             f"{'is' if (~ok).sum() == 1 else 'are'} above {bar} the real defects' share (up to {worst:.1f}x).")
+
+
+CHANGED = 0.1  # a pixel counts as changed when one of its channels moved by more than this (in [0, 1])
+
+
+def changed_share(before: torch.Tensor, after: torch.Tensor, threshold: float = CHANGED) -> float:
+    """The share of pixels a generator changed: ``before`` and ``after`` are (N, C, H, W) in [0, 1]; a
+    pixel counts when its largest channel change exceeds ``threshold``."""
+    return float(((after - before).abs().amax(dim=1) > threshold).float().mean())
+
+
+def change_summary(shares: dict[str, float], iterations: int) -> str:
+    """What each generator did to its inputs, in words, from :func:`changed_share` per method: under 1 %
+    of the pixels is "almost nothing", over half "most of the image"."""
+    parts = []
+    for name, share in shares.items():
+        what = ("almost nothing" if share < 0.01 else "most of the image" if share > 0.5 else "a part of the image")
+        parts.append(f"{name} changed {100 * share:.1f} % of the pixels ({what})")
+    return (f"After {iterations:,} iterations, by more than {CHANGED} in [0, 1] units: " + "; ".join(parts) + ".")
+

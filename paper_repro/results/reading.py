@@ -34,7 +34,7 @@ from scipy.stats import kendalltau
 from paper_repro.environment import cache_dir
 from paper_repro.runs.checkpoints import atomic_write
 from paper_repro.results.statistics import ALPHA, POWER, holm, kendall_exact, seeds_for_power, trend, welch
-from paper_repro.results.tables import results_view, save_table
+from paper_repro.results.tables import MISSING, results_view, save_table
 
 HOLDS, CONTRADICTED, NOT_SHOWN = "holds", "contradicted", "not shown at this power"
 UNDECIDED, NOT_TESTABLE = "undecided at this budget", "not testable"
@@ -72,7 +72,19 @@ class Spread:
         return math.sqrt(sum((v - self.mean) ** 2 for v in self.values) / (self.n - 1))
 
     def __str__(self) -> str:
-        return f"{self.mean:.4g} ± {self.sd:.2g} ({self.n} seed{'s' if self.n != 1 else ''})"
+        return f"{significant(self.mean, 4)} ± {significant(self.sd, 2)} ({self.n} seed{'s' if self.n != 1 else ''})"
+
+
+def significant(value: float, digits: int) -> str:
+    """``value`` to ``digits`` significant digits, written out in decimals (never ``2.5e+02``): 250 and 287.2
+    and 0.0012 and 12,350, as a reader writes them."""
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g}"
+    exponent = math.floor(math.log10(abs(value)))
+    rounded = round(value, digits - 1 - exponent)
+    if rounded != 0 and math.floor(math.log10(abs(rounded))) > exponent:  # 99.96 -> 100.0: one digit fewer
+        exponent += 1
+    return f"{rounded:,.{max(digits - 1 - exponent, 0)}f}"
 
 
 def spreads(frame: pd.DataFrame, by: str | list[str], value: str) -> dict:
@@ -116,10 +128,18 @@ VERDICT_COLOURS = {HOLDS: "#d8f0d8", CONTRADICTED: "#f8dada", NOT_SHOWN: "#f4ecd
                    NOT_TESTABLE: "#e4e8f4"}  # light backgrounds
 
 
+def p_text(p: float) -> str:
+    """A p-value as a table shows it: three decimals, "< 0.001" below that."""
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
 def verdicts_view(frame: pd.DataFrame, caption: str | None = None):
     """Verdicts formatted for reading (:func:`paper_repro.results.tables.results_view`, no index),
     each verdict cell shaded by its kind and long text left-aligned and wrapped."""
     styler = results_view(frame, caption=caption)
+    p_values = [c for c in ("p", "Holm p") if c in frame]
+    if p_values:  # not at the table's one decimal: a p of 0.042 is not "0.0"
+        styler = styler.format(p_text, subset=p_values, na_rep=MISSING)
     if "verdict" in frame:
         styler = styler.map(lambda v: f"background-color: {VERDICT_COLOURS.get(v, 'transparent')}; font-weight: bold",
                             subset=["verdict"])
@@ -689,6 +709,6 @@ def family_summary(frame: pd.DataFrame, alpha: float = ALPHA) -> str:
 
 
 __all__ = ["HOLDS", "CONTRADICTED", "NOT_SHOWN", "UNDECIDED", "NOT_TESTABLE", "VERDICTS", "NEAR_LINE", "TAU_ALPHA",
-           "Spread", "spreads", "Verdict", "Effect",
-           "verdict_frame", "VERDICT_COLOURS", "verdicts_view", "VERDICTS_FOLDER", "record_verdicts", "recorded_verdicts", "plateaued", "improvement",
+           "Spread", "significant", "spreads", "Verdict", "Effect",
+           "verdict_frame", "VERDICT_COLOURS", "p_text", "verdicts_view", "VERDICTS_FOLDER", "record_verdicts", "recorded_verdicts", "plateaued", "improvement",
            "best_of", "ordering", "compare_ordering", "ranking_sentence", "value_text", "curve_trend", "curves_sentence", "ALIKE", "APART", "columns_sentence", "threshold_sentence", "reconstruction_sentence", "target_sentences", "paper_gap_sentence", "RESULTS_TABLES", "verdict_counts", "snapshot_sentence", "with_holm", "family_summary"]
