@@ -322,3 +322,18 @@ def test_the_built_config_links_the_repository_when_it_is_known(tmp_path, monkey
     config = yaml.safe_load(build.scale_config(root, "demo").read_text())
     assert config["repository"]["url"] == "https://github.com/someone/paper-repro"
     assert config["html"]["use_repository_button"] is True
+
+
+@pytest.mark.parametrize("executed, expect_all", [([], False), (["dadnet/tables_1_3"], True)])
+def test_a_render_after_re_executed_chapters_rereads_every_page(executed, expect_all, tmp_path, monkeypatch):
+    """Sphinx re-reads a page only when its source changed; a chapter re-executed for a package change
+    keeps its source, and a rebuild showed its old outputs (a fixed "2.5e+02" still on the page)."""
+    from paper_repro.book import build
+    from paper_repro.book.runner import Outcome
+
+    calls = []
+    monkeypatch.setattr(build, "execute_stale", lambda *a, **k: [Outcome(c, "done", 1.0) for c in executed])
+    monkeypatch.setattr(build, "scale_config", lambda root, scale: tmp_path / "config.yml")
+    monkeypatch.setattr(build.subprocess, "call", lambda command, **kwargs: calls.append(command) or 0)
+    assert build.build_book(tmp_path, "smoke", jobs=1) == 0
+    assert ("--all" in calls[0]) is expect_all

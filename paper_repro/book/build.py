@@ -116,6 +116,10 @@ def build_book(book_root: Path, scale: str, jobs: int, timeout: int | None = Non
     config = scale_config(book_root, scale)
     command = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(book_root), "--builder", "html",
                "--config", str(config)]
+    if results:
+        # Sphinx re-reads a page only when its source file changed; a chapter re-executed because the
+        # package code changed keeps its source, so without --all its page would show the old outputs.
+        command.append("--all")
     render = {k: v for k, v in chapter_environment(scale, 1).items() if v is not None}
     status = subprocess.call(command, cwd=book_root, env={**os.environ, **render})
     print(f"book ({scale}): built in {time.perf_counter() - started:.0f} s; "
