@@ -76,15 +76,16 @@ class Spread:
 
 
 def significant(value: float, digits: int) -> str:
-    """``value`` to ``digits`` significant digits, written out in decimals (never ``2.5e+02``): 250 and 287.2
-    and 0.0012 and 12,350, as a reader writes them."""
+    """``value`` to ``digits`` significant digits, written out in decimals (never ``2.5e+02``) and without
+    trailing zeros, as ``.g`` writes them otherwise: 250, 287.2, 0.0012, 12,350, 2."""
     if value == 0 or not math.isfinite(value):
         return f"{value:g}"
     exponent = math.floor(math.log10(abs(value)))
     rounded = round(value, digits - 1 - exponent)
     if rounded != 0 and math.floor(math.log10(abs(rounded))) > exponent:  # 99.96 -> 100.0: one digit fewer
         exponent += 1
-    return f"{rounded:,.{max(digits - 1 - exponent, 0)}f}"
+    text = f"{rounded:,.{max(digits - 1 - exponent, 0)}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text  # as .g writes it: 2, not 2.000
 
 
 def spreads(frame: pd.DataFrame, by: str | list[str], value: str) -> dict:
