@@ -219,7 +219,7 @@ class BaselinesConfig:
     categories: tuple[str, ...] = DADNetConfig.categories           # Tables 1-3
     ablation_categories: tuple[str, ...] = DADNetConfig.categories  # Table 4, averaged over these
     # Seeds of the bridge chapter (not a paper's table): the paper's three at full; one at demo, where two
-    # more seeds of its two Defect-GAN sources would cost ~4 of the book's 60 minutes.
+    # more seeds of its two Defect-GAN sources are four more DADNet runs (~8 CPU-minutes on 2026-12-08).
     bridge_runs: int = 3
     # Epochs of the methods' own papers; PaDiM makes one pass and fits a Gaussian.
     fastflow_epochs: int = 500
@@ -321,9 +321,9 @@ PROFILES: dict[str, tuple[type, dict[str, dict[str, Any]]]] = {
         # furthest from the issue's target, so the demo does not pick its easy case), three seeds each (42,
         # 43, 44: Tables 1-4 report mean and spread), 16 epochs of 20 steps. The budget is set by the book's
         # hour on this project's 2-core machine, whose speed varies between sessions: on 2026-12-08 a demo
-        # step cost 0.27 s (0.125 s on 2026-12-04), so 20 epochs took ~110-125 s a run with the other core
-        # busy (docs/measurements.md, "The hour on a slower machine"), and the book's 18 DADNet runs, its
-        # baselines and Defect-GAN's tables did not fit the hour at 20. 20 epochs against 36: tile (DGM +
+        # step cost 0.27 s (0.155 s on 2026-12-03), so 20 epochs took ~110-125 s a run with the other core
+        # busy (docs/measurements.md, "The hour on a slower machine"); at 20 the book's 18 DADNet runs, its
+        # baselines and Defect-GAN's tables were estimated not to fit the hour. 20 epochs against 36: tile (DGM +
         # DRAM, seed 42) 93.8 / 94.6 image / pixel AUROC, grass 73.5 / 76.8 (36 epochs, seed 42: grass
         # 79.3 / 85.8); 80 training images instead of 160 halve the cost but cost tile 6 points (87.5 /
         # 91.3); 32 px instead of 64 saves little (the step is overhead-bound) and costs more (88.8 / 92.4).
