@@ -302,6 +302,7 @@ def run_chapters(book_root: Path, chapters: list[Path], store: Store, *, scale: 
     done = {o.chapter for o in outcomes.values()}  # the skipped chapters: done before this run
     failed: set[str] = set()
     condition = threading.Condition()
+    saving = threading.Lock()  # one writer at a time: the execution cache (sqlite + folders) lost a record to two
     measured: dict[str, float] = {}
 
     def next_ready() -> Path | None:
@@ -333,7 +334,8 @@ def run_chapters(book_root: Path, chapters: list[Path], store: Store, *, scale: 
                 output = store.output(chapter)
                 executed, took, error = execute(book_root, chapter, record["parameters"], output, timeout)
                 if error is None:
-                    store.save(chapter, notebooks[chapter], executed, record, took)
+                    with saving:
+                        store.save(chapter, notebooks[chapter], executed, record, took)
             except Exception as err:  # a store that cannot write (a full disk): this chapter failed, not the run
                 error = f"{chapter}: {' '.join(str(err).split()) or type(err).__name__}"
             with condition:
