@@ -34,7 +34,7 @@ from scipy.stats import kendalltau
 from paper_repro.environment import cache_dir
 from paper_repro.runs.checkpoints import atomic_write
 from paper_repro.results.statistics import ALPHA, POWER, holm, kendall_exact, seeds_for_power, trend, welch
-from paper_repro.results.tables import MISSING, results_view, save_table
+from paper_repro.results.tables import MISSING, number_text, results_view, save_table
 
 HOLDS, CONTRADICTED, NOT_SHOWN = "holds", "contradicted", "not shown at this power"
 UNDECIDED, NOT_TESTABLE = "undecided at this budget", "not testable"
@@ -76,16 +76,13 @@ class Spread:
 
 
 def significant(value: float, digits: int) -> str:
-    """``value`` to ``digits`` significant digits, written out in decimals (never ``2.5e+02``) and without
-    trailing zeros, as ``.g`` writes them otherwise: 250, 287.2, 0.0012, 12,350, 2."""
-    if value == 0 or not math.isfinite(value):
-        return f"{value:g}"
-    exponent = math.floor(math.log10(abs(value)))
-    rounded = round(value, digits - 1 - exponent)
-    if rounded != 0 and math.floor(math.log10(abs(rounded))) > exponent:  # 99.96 -> 100.0: one digit fewer
-        exponent += 1
-    text = f"{rounded:,.{max(digits - 1 - exponent, 0)}f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text  # as .g writes it: 2, not 2.000
+    """``value`` to ``digits`` significant digits as :func:`~paper_repro.results.tables.number_text` writes
+    them (no exponent, no trailing zeros), with thousands separated: 250, 287.2, 0.0012, 12,350, 2."""
+    text = number_text(float(value), digits)
+    if "e" in text:  # below 1e-4: number_text's short exponent form
+        return text
+    whole, dot, fraction = text.partition(".")
+    return f"{'-' if whole.startswith('-') else ''}{int(whole.lstrip('-')):,}{dot}{fraction}"
 
 
 def spreads(frame: pd.DataFrame, by: str | list[str], value: str) -> dict:
